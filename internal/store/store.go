@@ -1,0 +1,194 @@
+// Package store is termind's source of truth: tenants, API keys, subjects,
+// the consent ledger and notifications, in SQLite (embedded default) or
+// PostgreSQL. Both dialects run the same SQL apart from placeholders and the
+// few statements noted where they differ.
+//
+// Times are stored as Unix milliseconds (BIGINT) in both dialects so that
+// comparisons, indexes and range deletes behave identically.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Errors callers branch on. Wrapped errors keep them visible to errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the row is not in a state that allows the change
+	// (cancel after send, finishing an attempt that is not claimed, …).
+	ErrConflict = errors.New("conflict")
+)
+
+// API key roles.
+const (
+	RoleIngest = "ingest"
+	RoleAdmin  = "admin"
+)
+
+// Notification channels, purposes and statuses (DESIGN.md "Domain model").
+const (
+	ChannelEmail = "email"
+	ChannelSMS   = "sms"
+
+	PurposeTransactional = "transactional"
+	PurposeReminder      = "reminder"
+
+	StatusScheduled   = "scheduled"
+	StatusSending     = "sending"
+	StatusSent        = "sent"
+	StatusDelivered   = "delivered"
+	StatusUndelivered = "undelivered"
+	StatusFailed      = "failed"
+	StatusCancelled   = "cancelled"
+	StatusSuppressed  = "suppressed"
+)
+
+// Consent purposes and decisions.
+const (
+	ConsentCalendarReadBusy    = "calendar.read.busy"
+	ConsentCalendarReadDetails = "calendar.read.details"
+	ConsentCalendarWrite       = "calendar.write"
+	ConsentNotifySMS           = "notify.sms"
+	ConsentNotifyEmail         = "notify.email"
+
+	DecisionGranted = "granted"
+	DecisionRefused = "refused"
+	DecisionRevoked = "revoked"
+)
+
+// Tenant is a platform customer (the controller) and its settings.
+type Tenant struct {
+	ID            string
+	Name          string
+	DefaultLocale string // "en" unless set
+	// NotificationRetention is how long a notification is kept after its
+	// final state (default 30 days).
+	NotificationRetention time.Duration
+	CreatedAt             time.Time
+}
+
+// APIKey is a stored key: only a hash of the secret part is kept.
+type APIKey struct {
+	ID        string
+	TenantID  string
+	Role      string
+	CreatedAt time.Time
+}
+
+// Subject is a person, named by the tenant's own id for them.
+type Subject struct {
+	TenantID    string
+	ID          string
+	Restricted  bool // Art. 18: data kept, nothing sent or synced
+	SMSOptedOut bool // STOP or Twilio 21610
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Consent is one entry of the append-only ledger.
+type Consent struct {
+	ID            string
+	TenantID      string
+	SubjectID     string
+	Purpose       string
+	Decision      string
+	PolicyVersion string
+	Actor         string // api key id, "admin:<key id>", "cli", …
+	SourceIP      string
+	UserAgent     string
+	ConnectionID  string // optional
+	CreatedAt     time.Time
+}
+
+// Notification is one message to one recipient.
+type Notification struct {
+	ID             string
+	TenantID       string
+	SubjectID      string // optional for email; required for sms
+	IdempotencyKey string
+	RequestHash    string // hex sha256 of the canonical request
+	Purpose        string
+	Channel        string
+	Recipient      string // address or E.164 number: personal, never logged
+	Locale         string
+	Template       string
+	Data           json.RawMessage
+	Status         string
+	// StatusReason says why a notification is suppressed, failed or
+	// cancelled ("no_consent:notify.sms", "smtp 550", "twilio 21211", …).
+	StatusReason string
+	SendAt       time.Time
+	Attempts     []Attempt
+	ProviderID   string // provider's id of the last accepted attempt (Twilio SID, Message-ID)
+	// ClaimedUntil is the lease of a worker that set status "sending".
+	ClaimedUntil time.Time
+	// NeedsReconciliation marks a send whose outcome is unknown: a worker
+	// died between claiming and recording the provider's answer.
+	NeedsReconciliation bool
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+	FinalAt             time.Time // zero until a final state
+	ExpiresAt           time.Time
+}
+
+// Attempt is one try at handing a notification to a provider.
+type Attempt struct {
+	N          int       `json:"n"`
+	At         time.Time `json:"at"`
+	Outcome    string    `json:"outcome"` // sent | retry | failed | interrupted
+	ProviderID string    `json:"provider_id,omitempty"`
+	ErrorCode  string    `json:"error_code,omitempty"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// CreateOutcome tells what CreateNotifications did with one item.
+type CreateOutcome int
+
+const (
+	Created  CreateOutcome = iota // new row
+	Existing                      // same idempotency key and same request: the stored row
+	Mismatch                      // same idempotency key, different request: nothing stored
+)
+
+// CreateResult is the per-item result of CreateNotifications.
+type CreateResult struct {
+	Notification Notification
+	Outcome      CreateOutcome
+}
+
+// AttemptResult is what a worker reports after trying to send.
+type AttemptResult struct {
+	// Status is the new status: sent, failed, suppressed, or scheduled
+	// (a transient failure; RetryAt says when to try again).
+	Status     string
+	Reason     string
+	RetryAt    time.Time
+	Attempt    Attempt
+	ProviderID string
+}
+
+// DueNotification is what the outbox sweeper needs to re-enqueue a row.
+type DueNotification struct {
+	ID       string
+	TenantID string
+	Attempt  int // len(Attempts): part of the deterministic task id
+	SendAt   time.Time
+}
+
+// PurgeReport counts what a purge run did (or would do, on a dry run).
+type PurgeReport struct {
+	Notifications int64
+	Batches       int
+}
+
+// DeliveryStat is one anonymous daily counter.
+type DeliveryStat struct {
+	TenantID string
+	Day      string // YYYY-MM-DD (UTC) of the notification's creation
+	Channel  string
+	Template string
+	Status   string
+	Count    int64
+}

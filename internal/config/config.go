@@ -41,6 +41,8 @@ type Config struct {
 	SweepInterval time.Duration // TERMIND_SWEEP_INTERVAL
 	PurgeInterval time.Duration // TERMIND_PURGE_INTERVAL
 	MaxAttempts   int           // TERMIND_MAX_ATTEMPTS
+	RetryBase     time.Duration // TERMIND_RETRY_BASE: first retry delay of a transient failure
+	RetryMax      time.Duration // TERMIND_RETRY_MAX: cap of the exponential backoff
 
 	LogLevel  string // TERMIND_LOG_LEVEL: debug | info | warn | error
 	LogFormat string // TERMIND_LOG_FORMAT: text | json
@@ -89,6 +91,8 @@ func Load(lookup Lookup) (Config, error) {
 		SweepInterval: r.duration("TERMIND_SWEEP_INTERVAL", 30*time.Second),
 		PurgeInterval: r.duration("TERMIND_PURGE_INTERVAL", time.Hour),
 		MaxAttempts:   r.positiveInt("TERMIND_MAX_ATTEMPTS", 8),
+		RetryBase:     r.duration("TERMIND_RETRY_BASE", 30*time.Second),
+		RetryMax:      r.duration("TERMIND_RETRY_MAX", time.Hour),
 
 		LogLevel:  r.oneOf("TERMIND_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat: r.oneOf("TERMIND_LOG_FORMAT", "text", "text", "json"),
@@ -112,6 +116,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("TERMIND_LISTEN: must be host:port, got %q", c.Listen))
+	}
+	if c.RetryBase > c.RetryMax {
+		errs = append(errs, errors.New("TERMIND_RETRY_BASE: must not exceed TERMIND_RETRY_MAX"))
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

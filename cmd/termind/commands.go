@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/termind/termind/internal/config"
+	"github.com/termind/termind/internal/store"
+)
+
+// cli carries what every command needs: where to write and how to read the
+// environment.
+type cli struct {
+	stdout, stderr io.Writer
+	lookup         func(string) (string, bool)
+}
+
+func (c *cli) config() (config.Config, error) {
+	return config.Load(c.lookup)
+}
+
+func (c *cli) logger(cfg config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(c.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(c.stderr, opts))
+}
+
+// openStore opens and migrates the configured database. Every command
+// migrates, so the order in which a newcomer runs them does not matter.
+func (c *cli) openStore(ctx context.Context, cfg config.Config) (*store.Store, error) {
+	s, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("TERMIND_DATABASE_URL: %w", err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return s, nil
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return nil
+}
+
+func (c *cli) migrate(ctx context.Context, args []string) error {
+	fs := newFlags("migrate", c.stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	s, err := c.openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Fprintf(c.stdout, "database %s is up to date\n", s.Dialect())
+	return nil
+}
+
+// tenant create NAME prints the new tenant's id and, as the last line, its
+// admin API key (so scripts can take it with `tail -n1`).
+func (c *cli) tenant(ctx context.Context, args []string) error {
+	if len(args) < 1 || args[0] != "create" {
+		return fmt.Errorf("%w: tenant create NAME", errUsage)
+	}
+	fs := newFlags("tenant create", c.stderr)
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	name := strings.TrimSpace(strings.Join(fs.Args(), " "))
+	if name == "" || len(name) > 200 {
+		return fmt.Errorf("%w: NAME is required (1 to 200 characters)", errUsage)
+	}
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	s, err := c.openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	t, err := s.CreateTenant(ctx, name)
+	if err != nil {
+		return err
+	}
+	token, _, err := s.CreateAPIKey(ctx, t.ID, store.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "tenant %s created (%s)\nadmin API key (shown once):\n%s\n", t.ID, t.Name, token)
+	return nil
+}
+
+func (c *cli) apikey(ctx context.Context, args []string) error {
+	if len(args) < 1 || args[0] != "create" {
+		return fmt.Errorf("%w: apikey create --tenant ID --role ingest|admin", errUsage)
+	}
+	fs := newFlags("apikey create", c.stderr)
+	tenantID := fs.String("tenant", "", "tenant id (tnt_…)")
+	role := fs.String("role", store.RoleIngest, "ingest or admin")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if *tenantID == "" {
+		return fmt.Errorf("%w: --tenant is required", errUsage)
+	}
+	if *role != store.RoleIngest && *role != store.RoleAdmin {
+		return fmt.Errorf("%w: --role must be ingest or admin, got %q", errUsage, *role)
+	}
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	s, err := c.openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if _, err := s.GetTenant(ctx, *tenantID); err != nil {
+		return fmt.Errorf("--tenant %s: %w", *tenantID, err)
+	}
+	token, _, err := s.CreateAPIKey(ctx, *tenantID, *role)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "%s API key for %s (shown once):\n%s\n", *role, *tenantID, token)
+	return nil
+}
+
+func (c *cli) purge(ctx context.Context, args []string) error {
+	fs := newFlags("purge", c.stderr)
+	dryRun := fs.Bool("dry-run", false, "count what would be deleted, delete nothing")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	s, err := c.openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	rep, err := purgeStore(ctx, s, *dryRun)
+	if err != nil {
+		return err
+	}
+	verb := "deleted"
+	if *dryRun {
+		verb = "would delete"
+	}
+	fmt.Fprintf(c.stdout, "%s %d expired notifications in %d batches\n", verb, rep.Notifications, rep.Batches)
+	return nil
+}
+
+// purgeStore is the CLI's purge: the store only. Archived queue tasks are
+// cleaned by the daemon's hourly retention:purge, which holds the queue.
+func purgeStore(ctx context.Context, s *store.Store, dryRun bool) (store.PurgeReport, error) {
+	return s.PurgeExpired(ctx, time.Now(), purgeBatch, dryRun)
+}

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/termind/termind/connectors/mail"
+	"github.com/termind/termind/connectors/sms"
+	"github.com/termind/termind/internal/api"
+	"github.com/termind/termind/internal/config"
+	"github.com/termind/termind/internal/store"
+	"github.com/termind/termind/queue"
+	"github.com/termind/termind/templates"
+	"github.com/termind/termind/workers"
+)
+
+// purgeBatch is the number of rows one purge transaction deletes.
+const purgeBatch = 10_000
+
+// Roles a process can take; `serve` takes all three unless told otherwise.
+const (
+	roleAPI       = "api"
+	roleWorker    = "worker"
+	roleScheduler = "scheduler"
+)
+
+var allRoles = []string{roleAPI, roleWorker, roleScheduler}
+
+func parseRoles(s string) ([]string, error) {
+	var roles []string
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if !slices.Contains(allRoles, r) {
+			return nil, fmt.Errorf("%w: --roles: unknown role %q (allowed: %s)", errUsage, r, strings.Join(allRoles, ", "))
+		}
+		if !slices.Contains(roles, r) {
+			roles = append(roles, r)
+		}
+	}
+	return roles, nil
+}
+
+// mailSender and smsSender are what the daemon needs from a connector
+// beyond what the workers use: a way to let go of connections.
+type mailSender interface {
+	Send(ctx context.Context, m mail.Message) (string, error)
+}
+
+type smsSender interface {
+	Send(ctx context.Context, m sms.Message) (string, error)
+}
+
+// daemon holds the concrete parts of a running termind.
+type daemon struct {
+	cfg      config.Config
+	log      *slog.Logger
+	store    *store.Store
+	redis    *queue.Redis
+	queue    *queue.Client
+	renderer *templates.Renderer
+	mail     mailSender
+	sms      smsSender
+	closers  []func() error
+}
+
+// openDaemon opens the configured database and connects everything else
+// the configuration names. Nothing runs yet.
+func openDaemon(ctx context.Context, cfg config.Config, log *slog.Logger) (*daemon, error) {
+	s, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("TERMIND_DATABASE_URL: %w", err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	d, err := assembleDaemon(ctx, cfg, log, s)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	d.closers = append([]func() error{s.Close}, d.closers...)
+	return d, nil
+}
+
+// assembleDaemon connects the queue and the providers around an open,
+// migrated store (which the caller keeps ownership of).
+func assembleDaemon(ctx context.Context, cfg config.Config, log *slog.Logger, s *store.Store) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, log: log, store: s}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+
+	d.redis, err = queue.OpenRedis(ctx, cfg.RedisURL, log)
+	if err != nil {
+		return nil, fmt.Errorf("TERMIND_REDIS_URL: %w", err)
+	}
+	d.closers = append(d.closers, d.redis.Close)
+	d.queue = queue.NewClient(d.redis, cfg.QueueName)
+	d.closers = append(d.closers, d.queue.Close)
+
+	d.renderer, err = templates.New(cfg.TemplatesDir)
+	if err != nil {
+		return nil, fmt.Errorf("TERMIND_TEMPLATES_DIR: %w", err)
+	}
+
+	if cfg.SMTPURL != "" {
+		m, err := mail.NewSMTP(mail.SMTPConfig{URL: cfg.SMTPURL, Pool: cfg.Concurrency, Timeout: 30 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		d.mail = m
+		d.closers = append(d.closers, m.Close)
+	} else {
+		dir := filepath.Join(cfg.DeliveriesDir, "mail")
+		m, err := mail.NewDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("TERMIND_DELIVERIES_DIR: %w", err)
+		}
+		d.mail = m
+		log.Warn("no TERMIND_SMTP_URL: mail is written to files, not sent", "dir", dir)
+	}
+
+	if cfg.SMSConfigured() {
+		t, err := sms.NewTwilio(sms.TwilioConfig{
+			AccountSID:          cfg.TwilioAccountSID,
+			AuthToken:           cfg.TwilioAuthToken,
+			From:                cfg.TwilioFrom,
+			MessagingServiceSID: cfg.TwilioMessagingServiceSID,
+			APIURL:              cfg.TwilioAPIURL,
+			Timeout:             30 * time.Second,
+		})
+		if err != nil {
+			return nil, err
+		}
+		d.sms = t
+	} else {
+		dir := filepath.Join(cfg.DeliveriesDir, "sms")
+		t, err := sms.NewDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("TERMIND_DELIVERIES_DIR: %w", err)
+		}
+		d.sms = t
+		log.Warn("no Twilio credentials: SMS are written to files, not sent", "dir", dir)
+	}
+	return d, nil
+}
+
+func (d *daemon) close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		if err := d.closers[i](); err != nil {
+			d.log.Warn("close", "err", err)
+		}
+	}
+	d.closers = nil
+}
+
+// ready is the readiness check: the store and the queue answer.
+func (d *daemon) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := d.store.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if err := d.redis.Ping(ctx); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	return nil
+}
+
+func (d *daemon) handler() http.Handler {
+	return api.New(api.Config{
+		PublicURL:       d.cfg.PublicURL,
+		TwilioAuthToken: d.cfg.TwilioAuthToken,
+	}, api.Deps{
+		Store:    d.store,
+		Renderer: d.renderer,
+		Queue:    d.queue,
+		Logger:   d.log,
+		Now:      time.Now,
+		Ready:    d.ready,
+	})
+}
+
+func (d *daemon) notifier() *workers.Notifier {
+	statusCallbackBase := ""
+	if d.cfg.SMSConfigured() {
+		statusCallbackBase = d.cfg.PublicURL
+	}
+	return workers.NewNotifier(workers.NotifierConfig{
+		Store:       d.store,
+		Renderer:    d.renderer,
+		Mail:        d.mail,
+		SMS:         d.sms,
+		Queue:       d.queue,
+		MailFrom:    d.cfg.MailFrom,
+		PublicURL:   statusCallbackBase,
+		MaxAttempts: d.cfg.MaxAttempts,
+		Logger:      d.log,
+	})
+}
+
+// run serves the given roles until ctx is cancelled, then shuts down
+// gracefully: the HTTP server stops accepting, in-flight tasks finish (or
+// go back to the queue), and the scheduler releases its lease.
+func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+		cancel()
+	}
+
+	if slices.Contains(roles, roleWorker) {
+		srv := queue.NewServer(d.redis, d.cfg.QueueName, d.cfg.Concurrency, d.log)
+		mux := asynq.NewServeMux()
+		workers.Register(mux, d.notifier(),
+			workers.NewSweeper(workers.SweeperConfig{Store: d.store, Queue: d.queue, Logger: d.log}),
+			workers.NewPurger(workers.PurgerConfig{Store: d.store, Archive: queue.NewInspector(d.redis, d.cfg.QueueName), BatchSize: purgeBatch, Logger: d.log}))
+		if err := srv.Start(mux); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			srv.Shutdown()
+		}()
+	}
+
+	if slices.Contains(roles, roleScheduler) {
+		sch := queue.NewScheduler(d.redis, d.cfg.QueueName, d.cfg.SweepInterval, d.cfg.PurgeInterval, d.log)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := sch.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				fail(fmt.Errorf("scheduler: %w", err))
+			}
+		}()
+	}
+
+	if slices.Contains(roles, roleAPI) {
+		srv := &http.Server{
+			Handler:           d.handler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fail(fmt.Errorf("http: %w", err))
+			}
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			shutdownCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+			defer stop()
+			_ = srv.Shutdown(shutdownCtx)
+		}()
+		d.log.Info("listening", "addr", ln.Addr().String(), "public_url", d.cfg.PublicURL)
+	} else if ln != nil {
+		ln.Close()
+	}
+
+	d.log.Info("termind running", "version", version, "roles", strings.Join(roles, ","),
+		"store", d.store.Dialect(), "embedded_queue", d.cfg.EmbeddedQueue())
+	<-ctx.Done()
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (c *cli) serve(ctx context.Context, args []string) error {
+	fs := newFlags("serve", c.stderr)
+	listen := fs.String("listen", "", "address to listen on (overrides TERMIND_LISTEN)")
+	rolesFlag := fs.String("roles", strings.Join(allRoles, ","), "comma-separated roles: api, worker, scheduler")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	roles, err := parseRoles(*rolesFlag)
+	if err != nil {
+		return err
+	}
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+		if _, ok := c.lookup("TERMIND_PUBLIC_URL"); !ok {
+			cfg.PublicURL = "http://" + *listen
+		}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+	}
+	log := c.logger(cfg)
+	var ln net.Listener
+	if slices.Contains(roles, roleAPI) {
+		ln, err = net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("TERMIND_LISTEN: %w", err)
+		}
+	}
+	d, err := openDaemon(ctx, cfg, log)
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return err
+	}
+	defer d.close()
+	return d.run(ctx, ln, roles)
+}

@@ -1,0 +1,94 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Notify task options. MaxRetry covers infrastructure errors only (store or
+// Redis unreachable); provider retries are recorded in the store and
+// re-enqueued by the worker under the next attempt's task id.
+const (
+	notifyMaxRetry = 20
+	notifyTimeout  = 2 * time.Minute
+)
+
+// Client enqueues tasks on one queue.
+type Client struct {
+	c     *asynq.Client
+	queue string
+}
+
+// NewClient returns a client that enqueues on queueName.
+func NewClient(r *Redis, queueName string) *Client {
+	return &Client{c: asynq.NewClient(r.ConnOpt()), queue: queueName}
+}
+
+// EnqueueNotification enqueues notify:send for a notification whose store
+// row has attempt attempts recorded, to run at at (now, if at is not in the
+// future). If the queue already holds a task with the same id, that is not
+// an error: the notification is already on its way.
+func (c *Client) EnqueueNotification(ctx context.Context, id string, attempt int, at time.Time) error {
+	task, err := NewNotifyTask(id, attempt)
+	if err != nil {
+		return fmt.Errorf("enqueue notification: %w", err)
+	}
+	opts := []asynq.Option{
+		asynq.TaskID(NotifyTaskID(id, attempt)),
+		asynq.Queue(c.queue),
+		asynq.MaxRetry(notifyMaxRetry),
+		asynq.Timeout(notifyTimeout),
+	}
+	if at.After(time.Now()) {
+		// asynq keeps whole seconds and may run a task up to a second before
+		// the given time; round up so that it never runs before send_at.
+		if r := at.Truncate(time.Second); !r.Equal(at) {
+			at = r.Add(time.Second)
+		}
+		opts = append(opts, asynq.ProcessAt(at))
+	}
+	if _, err := c.c.EnqueueContext(ctx, task, opts...); err != nil {
+		if errors.Is(err, asynq.ErrTaskIDConflict) {
+			return nil
+		}
+		return fmt.Errorf("enqueue notification: %w", err)
+	}
+	return nil
+}
+
+// enqueuePeriodic enqueues a payload-less periodic task for the period that
+// contains now. The task id names the period and the task is retained for
+// the period, so a second enqueue in the same period (a failover) is
+// rejected as a conflict. It reports whether the task was new.
+func enqueuePeriodic(ctx context.Context, c *asynq.Client, queueName, typ string, period time.Duration, now time.Time) (bool, error) {
+	start := now.Truncate(period)
+	id := fmt.Sprintf("%s:%d", typ, start.Unix())
+	_, err := c.EnqueueContext(ctx, asynq.NewTask(typ, nil),
+		asynq.TaskID(id),
+		asynq.Queue(queueName),
+		asynq.Retention(period),
+		asynq.MaxRetry(3),
+		// A periodic run that cannot finish within its period is superseded
+		// by the next one anyway.
+		asynq.Timeout(max(period, time.Minute)),
+	)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("enqueue %s: %w", typ, err)
+	}
+	return true, nil
+}
+
+// Close releases the client's connections.
+func (c *Client) Close() error {
+	if err := c.c.Close(); err != nil {
+		return fmt.Errorf("queue client close: %w", err)
+	}
+	return nil
+}

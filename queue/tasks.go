@@ -1,0 +1,73 @@
+// Package queue is termind's task transport on asynq (Redis or an embedded
+// Redis-compatible server): task type names, payloads, the enqueue client,
+// the worker server setup, the periodic scheduler and inspector helpers.
+//
+// The store is the source of truth; the queue is transport. Payloads carry
+// ids only, so Redis never holds personal data, and losing Redis loses
+// nothing: the outbox sweeper re-enqueues whatever the store says is due.
+package queue
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/hibiken/asynq"
+)
+
+// Task type names. They are stored in Redis and must never change once
+// shipped: a renamed type would strand tasks that are already queued.
+const (
+	TypeNotifySend         = "notify:send"
+	TypeCalendarPull       = "calendar:pull"
+	TypeCalendarPush       = "calendar:push"
+	TypeCalendarRevoke     = "calendar:revoke"
+	TypeCalendarWatchRenew = "calendar:watch_renew"
+	TypeRetentionPurge     = "retention:purge"
+	TypeOutboxSweep        = "outbox:sweep"
+)
+
+// DefaultQueue is the asynq queue name used when none is configured.
+const DefaultQueue = "termind"
+
+// NotifyPayload is the payload of a notify:send task: ids only.
+type NotifyPayload struct {
+	NotificationID string `json:"notification_id"`
+	// Attempt is the number of attempts already recorded for the
+	// notification when the task was enqueued.
+	Attempt int `json:"attempt"`
+}
+
+// NotifyTaskID is the deterministic task id of a notify:send task. Because
+// it includes the attempt number, a retry scheduled by the running worker
+// gets a fresh id while the running task still holds its own.
+func NotifyTaskID(notificationID string, attempt int) string {
+	return fmt.Sprintf("notify:%s:%d", notificationID, attempt)
+}
+
+// NewNotifyTask builds a notify:send task without options (the Client adds
+// task id, queue, timing and retry policy).
+func NewNotifyTask(notificationID string, attempt int) (*asynq.Task, error) {
+	if notificationID == "" {
+		return nil, fmt.Errorf("notify task: empty notification id")
+	}
+	b, err := json.Marshal(NotifyPayload{NotificationID: notificationID, Attempt: attempt})
+	if err != nil {
+		return nil, fmt.Errorf("notify task: %w", err)
+	}
+	return asynq.NewTask(TypeNotifySend, b), nil
+}
+
+// ParseNotifyPayload decodes a notify:send payload.
+func ParseNotifyPayload(b []byte) (NotifyPayload, error) {
+	var p NotifyPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return NotifyPayload{}, fmt.Errorf("notify payload: %w", err)
+	}
+	if p.NotificationID == "" {
+		return NotifyPayload{}, fmt.Errorf("notify payload: missing notification_id")
+	}
+	if p.Attempt < 0 {
+		return NotifyPayload{}, fmt.Errorf("notify payload: negative attempt")
+	}
+	return p, nil
+}

@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// DefaultPurgeBatch is the batch size PurgeExpired uses when given 0 or less.
+const DefaultPurgeBatch = 10_000
+
+// statsUpsertHead + rows + statsUpsertTail adds the grouped rows to
+// delivery_stats. The ORDER BY keeps the row-lock order fixed so two purges
+// cannot deadlock.
+const statsUpsertHead = `INSERT INTO delivery_stats (tenant_id, day, channel, template, status, count)
+	SELECT tenant_id, created_day, channel, template, status, count(*) FROM `
+
+const statsUpsertTail = ` AS b
+	WHERE true -- SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT
+	GROUP BY tenant_id, created_day, channel, template, status
+	ORDER BY tenant_id, created_day, channel, template, status
+	ON CONFLICT (tenant_id, day, channel, template, status)
+	DO UPDATE SET count = delivery_stats.count + excluded.count`
+
+// pgPurgeBatch deletes one batch and counts it, in one statement: the
+// data-modifying CTEs run exactly once whatever the outer SELECT reads.
+// SKIP LOCKED lets a concurrent purge take other rows instead of waiting.
+const pgPurgeBatch = `WITH del AS (
+		DELETE FROM notifications WHERE id IN (
+			SELECT id FROM notifications WHERE expires_at <= $1
+			ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+		RETURNING tenant_id, created_day, channel, template, status
+	), counted AS (` + statsUpsertHead + "del" + statsUpsertTail + ` RETURNING 1)
+	SELECT count(*) FROM del`
+
+// sqliteBatchRows is the same rows as a sub-select; the count and the
+// delete run in one write transaction, which nothing can interleave with,
+// and the order (expires_at, id) is total, so both see the same batch.
+const sqliteBatchRows = `(SELECT id, tenant_id, created_day, channel, template, status FROM notifications
+	WHERE expires_at <= ? ORDER BY expires_at, id LIMIT ?)`
+
+// PurgeExpired deletes notifications with ExpiresAt <= now in batches of
+// batchSize until a batch comes back short; each batch is first counted into
+// delivery_stats in the same transaction. dryRun counts without deleting.
+//
+// Report.Batches counts every batch run, the last (short, possibly empty)
+// one included; a dry run reports the batches a real run would take.
+func (s *Store) PurgeExpired(ctx context.Context, now time.Time, batchSize int, dryRun bool) (PurgeReport, error) {
+	if batchSize <= 0 {
+		batchSize = DefaultPurgeBatch
+	}
+	var rep PurgeReport
+	if dryRun {
+		err := s.read.QueryRowContext(ctx, s.rebind("SELECT count(*) FROM notifications WHERE expires_at <= ?"), ms(now)).Scan(&rep.Notifications)
+		if err != nil {
+			return PurgeReport{}, fmt.Errorf("purge: count: %w", err)
+		}
+		rep.Batches = int(rep.Notifications/int64(batchSize)) + 1
+		return rep, nil
+	}
+	for {
+		n, err := s.purgeBatch(ctx, ms(now), batchSize)
+		if err != nil {
+			return rep, fmt.Errorf("purge: batch %d: %w", rep.Batches+1, err)
+		}
+		rep.Batches++
+		rep.Notifications += n
+		if n < int64(batchSize) {
+			return rep, nil
+		}
+	}
+}
+
+func (s *Store) purgeBatch(ctx context.Context, now int64, limit int) (int64, error) {
+	if s.dialect == DialectPostgres {
+		var n int64
+		err := s.db.QueryRowContext(ctx, pgPurgeBatch, now, limit).Scan(&n)
+		return n, err
+	}
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, statsUpsertHead+sqliteBatchRows+statsUpsertTail, now, limit); err != nil {
+			return fmt.Errorf("count: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM notifications WHERE id IN (SELECT id FROM `+sqliteBatchRows+`)`, now, limit)
+		if err != nil {
+			return fmt.Errorf("delete: %w", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
+// DeliveryStats returns a tenant's anonymous counters.
+func (s *Store) DeliveryStats(ctx context.Context, tenantID string) ([]DeliveryStat, error) {
+	rows, err := s.read.QueryContext(ctx, s.rebind(`SELECT tenant_id, day, channel, template, status, count
+		FROM delivery_stats WHERE tenant_id = ? ORDER BY day, channel, template, status`), tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("delivery stats: %w", err)
+	}
+	defer rows.Close()
+	var out []DeliveryStat
+	for rows.Next() {
+		var d DeliveryStat
+		if err := rows.Scan(&d.TenantID, &d.Day, &d.Channel, &d.Template, &d.Status, &d.Count); err != nil {
+			return nil, fmt.Errorf("delivery stats: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("delivery stats: %w", err)
+	}
+	return out, nil
+}

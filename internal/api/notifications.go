@@ -98,10 +98,16 @@ func (s *server) checkRender(tenant store.Tenant, v validNotification) *apiError
 	if tenant.DefaultLocale != "" && tenant.DefaultLocale != v.req.Locale {
 		locales = append(locales, tenant.DefaultLocale)
 	}
-	if err := s.renderer.Check(tenant.ID, v.req.Channel, v.req.Template, locales, v.data); err != nil {
-		return renderError(err)
+	err := s.renderer.Check(tenant.ID, v.req.Channel, v.req.Template, locales, v.data)
+	if err == nil {
+		return nil
 	}
-	return nil
+	if aerr, ok := renderError(err); ok {
+		return aerr
+	}
+	// The renderer's error text may quote data values: it is not logged.
+	s.log.Error("template check failed", "tenant_id", tenant.ID, "template", v.req.Template)
+	return errInternal
 }
 
 func toStoreNotification(tenantID string, v validNotification, now time.Time) (store.Notification, error) {

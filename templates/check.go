@@ -43,7 +43,7 @@ func (r *Renderer) Check(tenantID, channel, name string, locales []string, data 
 			}
 		}
 	}
-	if raw, ok := data[keyTimeZone]; ok {
+	if raw := data[keyTimeZone]; !isEmpty(raw) {
 		if _, err := r.zone(raw); err != nil {
 			return err
 		}

@@ -50,8 +50,18 @@
 //	.locale                       the chosen locale, e.g. "de"
 //	.subject                      the rendered subject (for the HTML <title>)
 //
+// These names are the renderer's: a data key of the same name is replaced.
+// Times are shown in time_zone whatever offset the RFC 3339 value carries.
+// Date words come from a per-language table (de, en); a locale without one
+// gets an ISO-like "2026-11-23 14:30", never another language's words.
+//
 // The variables a template needs are read from its parse tree. A variable
 // used only inside {{if .x}} or {{with .x}} is optional and renders as empty
 // when absent; every other variable is required, and a missing or empty one
-// is an error rather than a broken message (see Check).
+// is an error rather than a broken message (see Check). A guard on a time
+// (e.g. {{if .previous_start}}) also covers its _date and _time forms.
+//
+// Rendering uses missingkey=error; the HTML part is html/template and so
+// escapes data, the other parts print it as given. A subject is always one
+// line. An SMS longer than 10 segments is refused.
 package templates

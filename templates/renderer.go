@@ -382,14 +382,14 @@ func parseTime(key string, v any) (time.Time, error) {
 // zone loads an IANA zone once and keeps it: LoadLocation reads the zone
 // database on every call.
 func (r *Renderer) zone(v any) (*time.Location, error) {
-	name, _ := v.(string)
-	if strings.TrimSpace(name) == "" {
+	if isEmpty(v) {
 		return nil, &FieldError{Field: "data." + keyTimeZone, Rule: "required to show times"}
 	}
-	if loc, ok := r.zones.Load(name); ok {
+	name, isString := v.(string)
+	if loc, ok := r.zones.Load(name); ok && isString {
 		return loc.(*time.Location), nil
 	}
-	if name == "Local" {
+	if !isString || name == "Local" {
 		return nil, &FieldError{Field: "data." + keyTimeZone, Rule: "must be a known IANA time zone"}
 	}
 	loc, err := time.LoadLocation(name)

@@ -117,17 +117,27 @@ func (w *walker) arg(n parse.Node, rootDot bool, guards []string) {
 	switch n := n.(type) {
 	case *parse.FieldNode:
 		if rootDot {
-			w.refs.add(n.Ident[0], slices.Contains(guards, n.Ident[0]))
+			w.refs.add(n.Ident[0], guarded(n.Ident[0], guards))
 		}
 	case *parse.VariableNode:
 		if key, ok := rootVariable(n); ok {
-			w.refs.add(key, slices.Contains(guards, key))
+			w.refs.add(key, guarded(key, guards))
 		}
 	case *parse.ChainNode:
 		w.arg(n.Node, rootDot, guards)
 	case *parse.PipeNode:
 		w.pipe(n, rootDot, guards)
 	}
+}
+
+// guarded reports whether key is guarded; a guard on a time also covers
+// its _date and _time forms.
+func guarded(key string, guards []string) bool {
+	if slices.Contains(guards, key) {
+		return true
+	}
+	k, ok := timeKeyOf(key)
+	return ok && slices.Contains(guards, k)
 }
 
 // conditionGuards returns the root fields a true condition guarantees:

@@ -26,10 +26,13 @@ const statsUpsertTail = ` AS b
 // pgPurgeBatch deletes one batch and counts it, in one statement: the
 // data-modifying CTEs run exactly once whatever the outer SELECT reads.
 // SKIP LOCKED lets a concurrent purge take other rows instead of waiting.
+// Deleting by ctid gives a TID scan of exactly the locked rows; "id IN
+// (SELECT …)" let the planner pick a hash join over a full table scan per
+// batch (18 s instead of 2 s for a million rows).
 const pgPurgeBatch = `WITH del AS (
-		DELETE FROM notifications WHERE id IN (
-			SELECT id FROM notifications WHERE expires_at <= $1
-			ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+		DELETE FROM notifications WHERE ctid = ANY(ARRAY(
+			SELECT ctid FROM notifications WHERE expires_at <= $1
+			ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))
 		RETURNING tenant_id, created_day, channel, template, status
 	), counted AS (` + statsUpsertHead + "del" + statsUpsertTail + ` RETURNING 1)
 	SELECT count(*) FROM del`

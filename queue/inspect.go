@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/hibiken/asynq"
 )
@@ -12,12 +11,13 @@ import (
 // Inspector reads and tidies one queue (operators, readiness, purges).
 type Inspector struct {
 	i     *asynq.Inspector
+	redis *Redis
 	queue string
 }
 
 // NewInspector returns an inspector for queueName.
 func NewInspector(r *Redis, queueName string) *Inspector {
-	return &Inspector{i: asynq.NewInspector(r.ConnOpt()), queue: queueName}
+	return &Inspector{i: asynq.NewInspector(r.ConnOpt()), redis: r, queue: queueName}
 }
 
 // Sizes counts the tasks of a queue by state.
@@ -30,25 +30,21 @@ type Sizes struct {
 	Completed int
 }
 
-// exists reports whether asynq knows the queue yet (it learns of a queue
-// with its first task); asynq's per-queue calls fail on unknown queues.
-func (in *Inspector) exists() (bool, error) {
-	qs, err := in.i.Queues()
-	if err != nil {
-		return false, err
-	}
-	return slices.Contains(qs, in.queue), nil
+// allQueuesKey is the set in which asynq lists known queues. asynq adds a
+// queue to it only on a client's first enqueue, so after Redis lost its
+// data a long-lived client never re-announces it and asynq's per-queue
+// inspector calls fail. Announcing the queue we serve ourselves fixes that.
+const allQueuesKey = "asynq:queues"
+
+func (in *Inspector) announce(ctx context.Context) error {
+	return in.redis.Client().SAdd(ctx, allQueuesKey, in.queue).Err()
 }
 
 // Sizes returns the current task counts (all zero for a queue never used).
+// asynq's inspector takes no context; ctx bounds our own Redis call.
 func (in *Inspector) Sizes(ctx context.Context) (Sizes, error) {
-	_ = ctx // asynq's inspector takes no context
-	ok, err := in.exists()
-	if err != nil {
+	if err := in.announce(ctx); err != nil {
 		return Sizes{}, fmt.Errorf("queue sizes: %w", err)
-	}
-	if !ok {
-		return Sizes{}, nil
 	}
 	qi, err := in.i.GetQueueInfo(in.queue)
 	if err != nil {
@@ -68,13 +64,8 @@ func (in *Inspector) Sizes(ctx context.Context) (Sizes, error) {
 // retries) and reports how many. Their ids become free again, so the
 // outbox sweeper can re-enqueue what the store still considers due.
 func (in *Inspector) DeleteArchived(ctx context.Context) (int, error) {
-	_ = ctx
-	ok, err := in.exists()
-	if err != nil {
+	if err := in.announce(ctx); err != nil {
 		return 0, fmt.Errorf("delete archived: %w", err)
-	}
-	if !ok {
-		return 0, nil
 	}
 	n, err := in.i.DeleteAllArchivedTasks(in.queue)
 	if err != nil {

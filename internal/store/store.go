@@ -4,7 +4,13 @@
 // few statements noted where they differ.
 //
 // Times are stored as Unix milliseconds (BIGINT) in both dialects so that
-// comparisons, indexes and range deletes behave identically.
+// comparisons, indexes and range deletes behave identically; 0 means unset.
+//
+// Where things are: db.go (Open, the two dialects, small helpers),
+// migrate.go and migrations/ (schema), tenants.go (tenants, API keys),
+// subjects.go (subjects, consent ledger), notifications.go (create, claim,
+// attempts, delivery reports), purge.go (retention and delivery_stats).
+// Tests get a fresh store per dialect from the storetest package.
 package store
 
 import (

@@ -51,7 +51,7 @@ func (s *Store) SetSMSOptedOut(ctx context.Context, tenantID, subjectID string) 
 	return nil
 }
 
-// execer is what ensureSubject needs from a *sql.DB, *sql.Tx or *sql.Stmt user.
+// execer is a *sql.DB or a *sql.Tx.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }

@@ -1,0 +1,98 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/termind/termind/internal/store"
+	"github.com/termind/termind/internal/store/storetest"
+	"github.com/termind/termind/queue"
+	"github.com/termind/termind/queue/queuetest"
+)
+
+func TestPurgerDeletesExpired(t *testing.T) {
+	t.Parallel()
+	redisURL := queuetest.RedisURL(t)
+	for _, dialect := range storetest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			qn := "purge-" + dialect
+			r, client := openQueue(t, redisURL, qn)
+			e := newEnv(t, dialect, client)
+
+			done := e.create(nil)
+			if err := e.notifier(nil).Deliver(ctx, done.ID); err != nil {
+				t.Fatal(err)
+			}
+			sentRow := e.waitStatus(done.ID, store.StatusSent)
+			pending := e.create(func(n *store.Notification) { n.SendAt = time.Now().Add(time.Hour) })
+
+			// An archived task (ran out of retries) to be cleaned up.
+			if err := client.EnqueueNotification(ctx, "gone", 0, time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			ai := asynq.NewInspector(r.ConnOpt())
+			defer ai.Close()
+			if err := ai.ArchiveTask(qn, queue.NotifyTaskID("gone", 0)); err != nil {
+				t.Fatalf("archive: %v", err)
+			}
+			in := queue.NewInspector(r, qn)
+			defer in.Close()
+
+			after := sentRow.ExpiresAt.Add(time.Minute)
+			p := NewPurger(PurgerConfig{Store: e.store, Archive: in, Now: func() time.Time { return after }, Logger: testLogger(t)})
+
+			rep, err := p.Purge(ctx, true)
+			if err != nil {
+				t.Fatalf("dry run: %v", err)
+			}
+			if rep.Notifications != 1 {
+				t.Errorf("dry run counted %d, want 1", rep.Notifications)
+			}
+			e.get(done.ID) // still there
+			if sz, _ := in.Sizes(ctx); sz.Archived != 1 {
+				t.Errorf("dry run touched the queue: %+v", sz)
+			}
+
+			// Through the queue, as the scheduler triggers it.
+			startWorker(t, r, qn, nil, nil, p)
+			if _, err := asynq.NewClient(r.ConnOpt()).EnqueueContext(ctx, asynq.NewTask(queue.TypeRetentionPurge, nil), asynq.Queue(qn)); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				_, err := e.store.GetNotificationByID(ctx, done.ID)
+				if errors.Is(err, store.ErrNotFound) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("expired notification still there: %v", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if got := e.get(pending.ID); got.Status != store.StatusScheduled {
+				t.Errorf("unexpired notification = %s", got.Status)
+			}
+			deadline = time.Now().Add(5 * time.Second)
+			for {
+				sz, err := in.Sizes(ctx)
+				if err == nil && sz.Archived == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("archived tasks left: %+v %v", sz, err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			stats, err := e.store.DeliveryStats(ctx, e.tenant.ID)
+			if err != nil || len(stats) == 0 {
+				t.Errorf("delivery stats = %v, %v; want the purged row counted", stats, err)
+			}
+		})
+	}
+}

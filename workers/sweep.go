@@ -1,0 +1,139 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/termind/termind/internal/store"
+)
+
+// SweeperStore is what the outbox sweeper needs from the store.
+type SweeperStore interface {
+	DueNotifications(ctx context.Context, before time.Time, limit int) ([]store.DueNotification, error)
+	StaleSending(ctx context.Context, now time.Time, limit int) ([]string, error)
+	MarkInterrupted(ctx context.Context, id string, now time.Time) (store.Notification, error)
+}
+
+// SweeperConfig configures the outbox sweeper. Store and Queue are required.
+type SweeperConfig struct {
+	Store SweeperStore
+	Queue Enqueuer
+	// Lookahead also enqueues rows due this soon, so that they run on time
+	// even if the next sweep is a period away (default 1 min).
+	Lookahead time.Duration
+	// BatchSize is the page size (default 500); MaxPages bounds one run
+	// (default 20, so at most 10,000 rows per sweep by default).
+	BatchSize int
+	MaxPages  int
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// SweepReport counts what one sweep did.
+type SweepReport struct {
+	// Enqueued counts due rows handed to the queue (those it already held
+	// included: the queue answers them as a conflict, which is fine).
+	Enqueued    int
+	Interrupted int
+	Failed      int // enqueue or mark errors; the next sweep tries again
+}
+
+// Sweeper handles outbox:sweep: the store says what is due and the queue
+// gets it again. This is what makes losing Redis harmless.
+type Sweeper struct {
+	cfg SweeperConfig
+	log *slog.Logger
+}
+
+// NewSweeper returns a sweeper with defaults filled in.
+func NewSweeper(cfg SweeperConfig) *Sweeper {
+	if cfg.Lookahead <= 0 {
+		cfg.Lookahead = time.Minute
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.MaxPages <= 0 {
+		cfg.MaxPages = 20
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Sweeper{cfg: cfg, log: cfg.Logger}
+}
+
+// ProcessTask implements asynq.Handler for outbox:sweep.
+func (s *Sweeper) ProcessTask(ctx context.Context, _ *asynq.Task) error {
+	_, err := s.Sweep(ctx)
+	return err
+}
+
+// Sweep enqueues every scheduled row that is due (or due within the
+// lookahead) and ends sending rows whose lease ran out.
+func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
+	var rep SweepReport
+	var errs []error
+	now := s.cfg.Now()
+
+	// Enqueueing leaves rows scheduled and the store lists due rows
+	// earliest first with no cursor, so each page asks for one batch more
+	// than the last and skips the rows already handled. Stop at a short
+	// page, or when a page brings nothing new.
+	seen := map[string]bool{}
+	for page := 1; page <= s.cfg.MaxPages; page++ {
+		limit := page * s.cfg.BatchSize
+		due, err := s.cfg.Store.DueNotifications(ctx, now.Add(s.cfg.Lookahead), limit)
+		if err != nil {
+			return rep, fmt.Errorf("sweep: %w", err)
+		}
+		fresh := 0
+		for _, d := range due {
+			if seen[d.ID] {
+				continue
+			}
+			seen[d.ID] = true
+			fresh++
+			if err := s.cfg.Queue.EnqueueNotification(ctx, d.ID, d.Attempt, d.SendAt); err != nil {
+				rep.Failed++
+				errs = append(errs, err)
+				continue
+			}
+			rep.Enqueued++
+		}
+		if len(due) < limit || fresh == 0 {
+			break
+		}
+	}
+
+	stale, err := s.cfg.Store.StaleSending(ctx, now, s.cfg.BatchSize)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("stale sending: %w", err))
+	}
+	for _, id := range stale {
+		_, err := s.cfg.Store.MarkInterrupted(ctx, id, now)
+		switch {
+		case err == nil:
+			rep.Interrupted++
+			s.log.Warn("sweep: interrupted send, outcome unknown", "notification_id", id)
+		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+			// Finished or purged meanwhile.
+		default:
+			rep.Failed++
+			errs = append(errs, err)
+		}
+	}
+
+	s.log.Info("sweep: done", "enqueued", rep.Enqueued, "interrupted", rep.Interrupted, "failed", rep.Failed)
+	if len(errs) > 0 {
+		return rep, fmt.Errorf("sweep: %d errors, first: %w", len(errs), errs[0])
+	}
+	return rep, nil
+}

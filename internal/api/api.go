@@ -78,8 +78,6 @@ type server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	ready    func(ctx context.Context) error
-
-	validSignature signatureValidator
 }
 
 // New returns the HTTP handler of the API.
@@ -96,8 +94,6 @@ func New(cfg Config, d Deps) http.Handler {
 		log:      d.Logger,
 		now:      d.Now,
 		ready:    d.Ready,
-
-		validSignature: refuseSignature,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))

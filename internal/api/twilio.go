@@ -4,8 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/url"
 
+	"github.com/termind/termind/connectors/sms"
 	"github.com/termind/termind/internal/store"
 )
 
@@ -29,7 +29,7 @@ func (s *server) twilioStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	sig := r.Header.Get("X-Twilio-Signature")
 	fullURL := s.cfg.PublicURL + r.URL.RequestURI()
-	if sig == "" || !s.validSignature(s.cfg.TwilioAuthToken, fullURL, r.PostForm, sig) {
+	if sig == "" || !sms.ValidSignature(s.cfg.TwilioAuthToken, fullURL, r.PostForm, sig) {
 		writeError(w, &apiError{Status: http.StatusForbidden, Code: codeForbidden, Message: "X-Twilio-Signature is missing or does not match"})
 		return
 	}
@@ -75,9 +75,3 @@ func (s *server) twilioStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
-
-// signatureValidator checks a Twilio request signature.
-type signatureValidator func(authToken, fullURL string, params url.Values, signature string) bool
-
-// refuseSignature stands in until the sms connector's validator is wired.
-func refuseSignature(string, string, url.Values, string) bool { return false }

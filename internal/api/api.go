@@ -2,6 +2,18 @@
 // notifications and record consent decisions, operators restrict subjects,
 // and Twilio reports deliveries. Input is validated completely before
 // anything is stored or enqueued; every refusal names the field and the rule.
+//
+// Where things are:
+//
+//	api.go            Config, Deps, the interfaces the API needs, the route table
+//	middleware.go     access log, panic recovery, JSON 404/405, bearer auth
+//	errors.go         the error envelope and its codes
+//	jsonio.go         body limits, strict JSON decoding, JSON answers
+//	validate.go       notification rules and the idempotency hash
+//	notifications.go  create, batch, show, cancel
+//	consents.go       consent ledger and subject restriction
+//	twilio.go         Twilio delivery callbacks
+//	health.go         liveness and readiness
 package api
 
 import (

@@ -7,10 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/termind/termind/internal/config"
 	"github.com/termind/termind/internal/store"
+	"github.com/termind/termind/workers"
 )
 
 // cli carries what every command needs: where to write and how to read the
@@ -165,7 +165,10 @@ func (c *cli) purge(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	rep, err := purgeStore(ctx, s, *dryRun)
+	// The CLI purges the store only; archived queue tasks are cleaned by the
+	// daemon's hourly retention:purge, which holds the queue.
+	p := workers.NewPurger(workers.PurgerConfig{Store: s, BatchSize: purgeBatch, Logger: c.logger(cfg)})
+	rep, err := p.Purge(ctx, *dryRun)
 	if err != nil {
 		return err
 	}
@@ -175,10 +178,4 @@ func (c *cli) purge(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "%s %d expired notifications in %d batches\n", verb, rep.Notifications, rep.Batches)
 	return nil
-}
-
-// purgeStore is the CLI's purge: the store only. Archived queue tasks are
-// cleaned by the daemon's hourly retention:purge, which holds the queue.
-func purgeStore(ctx context.Context, s *store.Store, dryRun bool) (store.PurgeReport, error) {
-	return s.PurgeExpired(ctx, time.Now(), purgeBatch, dryRun)
 }

@@ -209,6 +209,7 @@ func (d *daemon) notifier() *workers.Notifier {
 		MailFrom:    d.cfg.MailFrom,
 		PublicURL:   statusCallbackBase,
 		MaxAttempts: d.cfg.MaxAttempts,
+		Backoff:     workers.ExponentialBackoff(d.cfg.RetryBase, d.cfg.RetryMax),
 		Logger:      d.log,
 	})
 }

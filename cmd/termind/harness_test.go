@@ -21,7 +21,7 @@ import (
 
 const (
 	testTwilioSID   = "AC00000000000000000000000000000001"
-	testTwilioToken = "twilio-test-token"
+	testTwilioToken = "0123456789abcdef0123456789abcdef"
 	testTwilioFrom  = "+15005550006"
 )
 
@@ -84,7 +84,7 @@ func newStack(t testing.TB, dialect string, opts ...stackOption) *stack {
 func (st *stack) start(ln net.Listener, roles []string) *daemon {
 	st.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := discardLogger()
 	d, err := assembleDaemon(ctx, st.cfg, logger, st.store)
 	if err != nil {
 		cancel()
@@ -201,3 +201,5 @@ func confirmationData() map[string]any {
 		"location":      "Hauptstraße 1, Berlin",
 	}
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/termind/termind/connectors/mail/mailtest"
+	"github.com/termind/termind/internal/config"
+	"github.com/termind/termind/queue"
+	"github.com/termind/termind/queue/queuetest"
+)
+
+// The throughput benchmarks of docs/PERFORMANCE.md. Run them in one go so
+// that both figures come from the same machine state:
+//
+//	go test ./cmd/termind -run '^$' -bench 'EndToEndMail|AsynqNoop' -benchtime 20000x
+//
+// b.N is the number of mails (or tasks); the reported "mails/s" and
+// "tasks/s" are what docs/PERFORMANCE.md compares.
+
+const benchBatch = 1000
+
+func BenchmarkEndToEndMail(b *testing.B) {
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		b.Run(dialect, func(b *testing.B) {
+			sink := mailtest.StartSink(b)
+			st := newStack(b, dialect, func(c *config.Config) {
+				c.SMTPURL = sink.URL()
+				c.SweepInterval = 5 * time.Second
+			})
+			items := make([]map[string]any, b.N)
+			for i := range items {
+				items[i] = mailRequest(fmt.Sprintf("bench-%d", i))
+			}
+			b.ResetTimer()
+			start := time.Now()
+			postBatches(b, st, items, 4)
+			deadline := time.Now().Add(10 * time.Minute)
+			for sink.Count() < int64(b.N) {
+				if time.Now().After(deadline) {
+					b.Fatalf("only %d of %d mails arrived", sink.Count(), b.N)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "mails/s")
+		})
+	}
+}
+
+// postBatches submits items through the batch endpoint from several
+// concurrent clients, as a booking system with a backlog would.
+func postBatches(b *testing.B, st *stack, items []map[string]any, clients int) {
+	b.Helper()
+	batches := make(chan []map[string]any)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for batch := range batches {
+				var res struct {
+					Items []struct {
+						StatusCode int `json:"status_code"`
+					} `json:"items"`
+				}
+				if code := st.do("POST", "/v1/notifications/batch", map[string]any{"items": batch}, &res); code != http.StatusOK {
+					failed.Add(int64(len(batch)))
+					continue
+				}
+				for _, it := range res.Items {
+					if it.StatusCode != http.StatusAccepted {
+						failed.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	for i := 0; i < len(items); i += benchBatch {
+		batches <- items[i:min(i+benchBatch, len(items))]
+	}
+	close(batches)
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d items were not accepted", n)
+	}
+}
+
+// BenchmarkAsynqNoop is the floor: asynq moving no-op tasks through the same
+// Redis with the same worker concurrency as the daemon.
+func BenchmarkAsynqNoop(b *testing.B) {
+	cfg, err := config.Load(config.FromMap(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	r, err := queue.OpenRedis(ctx, queuetest.RedisURL(b), discardLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	const queueName = "noop"
+	var done atomic.Int64
+	srv := queue.NewServer(r, queueName, cfg.Concurrency, discardLogger())
+	mux := asynq.NewServeMux()
+	mux.HandleFunc("noop", func(context.Context, *asynq.Task) error { done.Add(1); return nil })
+	if err := srv.Start(mux); err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Shutdown()
+	client := asynq.NewClientFromRedisClient(r.Client())
+	defer client.Close()
+
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+				payload := fmt.Appendf(nil, `{"id":"%d"}`, i)
+				if _, err := client.EnqueueContext(ctx, asynq.NewTask("noop", payload), asynq.Queue(queueName), asynq.TaskID(fmt.Sprint("noop:", i))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Minute)
+	for done.Load() < int64(b.N) {
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d tasks ran", done.Load(), b.N)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "tasks/s")
+}

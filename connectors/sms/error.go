@@ -24,12 +24,12 @@ const (
 
 // Twilio error codes the workers act on (https://www.twilio.com/docs/errors).
 const (
-	TwilioTooManyRequests   = 20429 // retry later
-	TwilioInvalidTo         = 21211
-	TwilioNotSMSCapable     = 21408 // region not enabled for the account
-	TwilioOptedOut          = 21610 // recipient replied STOP: mark the subject opted out
-	TwilioCannotRouteTo     = 21612
-	TwilioNotMobile         = 21614
+	TwilioTooManyRequests    = 20429 // retry later
+	TwilioInvalidTo          = 21211
+	TwilioNotSMSCapable      = 21408 // region not enabled for the account
+	TwilioOptedOut           = 21610 // recipient replied STOP: mark the subject opted out
+	TwilioCannotRouteTo      = 21612
+	TwilioNotMobile          = 21614
 	TwilioUnreachableCarrier = 30006
 )
 
@@ -88,11 +88,11 @@ func (e *Error) RetryAfter() time.Duration { return e.Wait }
 
 // permanentCodes end a delivery whatever the HTTP status says.
 var permanentCodes = map[int]bool{
-	TwilioInvalidTo:         true,
-	TwilioNotSMSCapable:     true,
-	TwilioOptedOut:          true,
-	TwilioCannotRouteTo:     true,
-	TwilioNotMobile:         true,
+	TwilioInvalidTo:          true,
+	TwilioNotSMSCapable:      true,
+	TwilioOptedOut:           true,
+	TwilioCannotRouteTo:      true,
+	TwilioNotMobile:          true,
 	TwilioUnreachableCarrier: true,
 }
 

@@ -176,7 +176,13 @@ func (s *SMTP) Send(ctx context.Context, m Message) (string, error) {
 		}
 		sendErr := s.sendOn(ctx, c, msg)
 		if sendErr == nil {
-			s.putIdle(c)
+			if c.net.aborted.Load() {
+				// The context ended just as the send completed; the
+				// connection's deadline is spent.
+				c.close()
+			} else {
+				s.putIdle(c)
+			}
 			return messageID, nil
 		}
 		if reused && staleConn(sendErr) {

@@ -167,6 +167,25 @@ func TestSMTPMessageIDAndSingleParts(t *testing.T) {
 	}
 }
 
+func TestSMTPHeaderValuesCannotInjectHeaders(t *testing.T) {
+	t.Parallel()
+	srv := mailtest.Start(t)
+	s := newSMTP(t, srv.URL(), 1)
+	m := message("inject")
+	m.Subject = "Hallo\r\nBcc: evil@example.com\nX-Evil: 1"
+	if _, err := s.Send(ctxT(t), m); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	got := srv.WaitFor(t, 1, 5*time.Second)[0]
+	if len(got.To) != 1 || got.Header.Get("Bcc") != "" || got.Header.Get("X-Evil") != "" {
+		t.Errorf("subject injected headers or recipients: to %v, header %v", got.To, got.Header)
+	}
+	subject, err := new(mime.WordDecoder).DecodeHeader(got.Header.Get("Subject"))
+	if err != nil || subject != m.Subject {
+		t.Errorf("Subject = %q (%v), want the original text, encoded", subject, err)
+	}
+}
+
 func TestSMTPReusesConnections(t *testing.T) {
 	t.Parallel()
 	const n, pool = 50, 4

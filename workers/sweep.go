@@ -14,7 +14,7 @@ import (
 
 // SweeperStore is what the outbox sweeper needs from the store.
 type SweeperStore interface {
-	DueNotifications(ctx context.Context, before time.Time, limit int) ([]store.DueNotification, error)
+	DueNotifications(ctx context.Context, q store.DueQuery) ([]store.DueNotification, error)
 	StaleSending(ctx context.Context, now time.Time, limit int) ([]string, error)
 	MarkInterrupted(ctx context.Context, id string, now time.Time) (store.Notification, error)
 }
@@ -26,6 +26,11 @@ type SweeperConfig struct {
 	// Lookahead also enqueues rows due this soon, so that they run on time
 	// even if the next sweep is a period away (default 1 min).
 	Lookahead time.Duration
+	// Grace skips rows written less than this long ago: whoever wrote them
+	// enqueued them, so only rows that stayed untouched that long can have
+	// been lost by the queue (default 1 min; the daemon uses two sweep
+	// periods).
+	Grace time.Duration
 	// BatchSize is the page size (default 500); MaxPages bounds one run
 	// (default 20, so at most 10,000 rows per sweep by default).
 	BatchSize int
@@ -55,6 +60,9 @@ func NewSweeper(cfg SweeperConfig) *Sweeper {
 	if cfg.Lookahead <= 0 {
 		cfg.Lookahead = time.Minute
 	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = time.Minute
+	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 500
 	}
@@ -83,24 +91,17 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 	var errs []error
 	now := s.cfg.Now()
 
-	// Enqueueing leaves rows scheduled and the store lists due rows
-	// earliest first with no cursor, so each page asks for one batch more
-	// than the last and skips the rows already handled. Stop at a short
-	// page, or when a page brings nothing new.
-	seen := map[string]bool{}
-	for page := 1; page <= s.cfg.MaxPages; page++ {
-		limit := page * s.cfg.BatchSize
-		due, err := s.cfg.Store.DueNotifications(ctx, now.Add(s.cfg.Lookahead), limit)
+	q := store.DueQuery{
+		Before:          now.Add(s.cfg.Lookahead),
+		UntouchedBefore: now.Add(-s.cfg.Grace),
+		Limit:           s.cfg.BatchSize,
+	}
+	for range s.cfg.MaxPages {
+		due, err := s.cfg.Store.DueNotifications(ctx, q)
 		if err != nil {
 			return rep, fmt.Errorf("sweep: %w", err)
 		}
-		fresh := 0
 		for _, d := range due {
-			if seen[d.ID] {
-				continue
-			}
-			seen[d.ID] = true
-			fresh++
 			if err := s.cfg.Queue.EnqueueNotification(ctx, d.ID, d.Attempt, d.SendAt); err != nil {
 				rep.Failed++
 				errs = append(errs, err)
@@ -108,9 +109,10 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 			}
 			rep.Enqueued++
 		}
-		if len(due) < limit || fresh == 0 {
+		if len(due) < q.Limit {
 			break
 		}
+		q.After = due[len(due)-1]
 	}
 
 	stale, err := s.cfg.Store.StaleSending(ctx, now, s.cfg.BatchSize)

@@ -53,7 +53,15 @@ func TestSweeperRecoversAfterRedisLoss(t *testing.T) {
 				t.Fatalf("queue after flush = %+v, %v; want empty", sz, err)
 			}
 
-			sw := NewSweeper(SweeperConfig{Store: e.store, Queue: client, BatchSize: 2, Logger: testLogger(t)})
+			// Rows written within the grace period are left alone: whoever
+			// wrote them enqueued them.
+			patient := NewSweeper(SweeperConfig{Store: e.store, Queue: client, Grace: time.Hour, Logger: testLogger(t)})
+			if rep, err := patient.Sweep(ctx); err != nil || rep.Enqueued != 0 {
+				t.Fatalf("sweep within grace: %+v %v, want nothing enqueued", rep, err)
+			}
+
+			time.Sleep(20 * time.Millisecond)
+			sw := NewSweeper(SweeperConfig{Store: e.store, Queue: client, BatchSize: 2, Grace: 10 * time.Millisecond, Logger: testLogger(t)})
 			rep, err := sw.Sweep(ctx)
 			if err != nil {
 				t.Fatalf("sweep: %v", err)

@@ -42,6 +42,7 @@ func BenchmarkEndToEndMail(b *testing.B) {
 			b.ResetTimer()
 			start := time.Now()
 			postBatches(b, st, items, 4)
+			b.Logf("accepted after %v, delivered so far %d", time.Since(start), sink.Count())
 			deadline := time.Now().Add(10 * time.Minute)
 			for sink.Count() < int64(b.N) {
 				if time.Now().After(deadline) {

@@ -236,7 +236,7 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 		srv := queue.NewServer(d.redis, d.cfg.QueueName, d.cfg.Concurrency, d.log)
 		mux := asynq.NewServeMux()
 		workers.Register(mux, d.notifier(),
-			workers.NewSweeper(workers.SweeperConfig{Store: d.store, Queue: d.queue, Logger: d.log}),
+			workers.NewSweeper(workers.SweeperConfig{Store: d.store, Queue: d.queue, Grace: 2 * d.cfg.SweepInterval, Logger: d.log}),
 			workers.NewPurger(workers.PurgerConfig{Store: d.store, Archive: queue.NewInspector(d.redis, d.cfg.QueueName), BatchSize: purgeBatch, Logger: d.log}))
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("worker: %w", err)

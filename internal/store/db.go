@@ -64,8 +64,11 @@ func openPostgres(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	// Bounded so that many worker processes stay well below max_connections.
+	// Idle connections are kept up to the same bound: closing a connection
+	// only to open another one a millisecond later costs PostgreSQL a new
+	// backend process each time.
 	db.SetMaxOpenConns(16)
-	db.SetMaxIdleConns(8)
+	db.SetMaxIdleConns(16)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()

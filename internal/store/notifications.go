@@ -299,53 +299,62 @@ func (s *Store) FinishAttempt(ctx context.Context, id string, now time.Time, r A
 	default:
 		return Notification{}, fmt.Errorf("finish attempt: invalid status %q", r.Status)
 	}
-	var out Notification
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		n, err := s.lockNotification(ctx, tx, "id = ?", id)
-		if err != nil {
-			return err
-		}
-		if n.Status != StatusSending {
-			out = n
-			return fmt.Errorf("status %s: %w", n.Status, ErrConflict)
-		}
-		a := r.Attempt
-		if a.N == 0 {
-			a.N = len(n.Attempts) + 1
-		}
-		if a.At.IsZero() {
-			a.At = now.UTC()
-		}
-		attempts, err := marshalAttempts(append(n.Attempts, a))
-		if err != nil {
-			return err
-		}
-		providerID := n.ProviderID
-		if r.ProviderID != "" {
-			providerID = r.ProviderID
-		}
-		if r.Status == StatusScheduled {
-			retryAt := r.RetryAt
-			if retryAt.IsZero() {
-				retryAt = now
-			}
-			out, err = s.updateNotification(ctx, tx, id,
-				"status = ?, status_reason = ?, send_at = ?, claimed_until = 0, attempts = ?, provider_id = ?, updated_at = ?",
-				r.Status, r.Reason, ms(retryAt), attempts, providerID, ms(now))
-			return err
-		}
-		out, err = s.updateNotification(ctx, tx, id,
-			"status = ?, status_reason = ?, claimed_until = 0, attempts = ?, provider_id = ?, updated_at = ?, "+finalSet,
-			r.Status, r.Reason, attempts, providerID, ms(now), ms(now), ms(now))
-		return err
-	})
+	a := r.Attempt
+	if a.At.IsZero() {
+		a.At = now.UTC()
+	}
+	attempt, err := json.Marshal(a)
 	if err != nil {
-		if errors.Is(err, ErrConflict) {
-			return out, fmt.Errorf("finish attempt: %w", err)
-		}
 		return Notification{}, fmt.Errorf("finish attempt: %w", err)
 	}
-	return out, nil
+	// One statement, no transaction: this runs once per send, and the
+	// status = 'sending' condition is the compare-and-set that makes a
+	// late or second writer fail instead of overwriting.
+	set := "status = ?, status_reason = ?, claimed_until = 0, attempts = " + s.appendAttempt(a.N == 0) +
+		", provider_id = CASE WHEN ? = '' THEN provider_id ELSE ? END, updated_at = ?, "
+	args := []any{r.Status, r.Reason, string(attempt), r.ProviderID, r.ProviderID, ms(now)}
+	if r.Status == StatusScheduled {
+		retryAt := r.RetryAt
+		if retryAt.IsZero() {
+			retryAt = now
+		}
+		set += "send_at = ?"
+		args = append(args, ms(retryAt))
+	} else {
+		set += finalSet
+		args = append(args, ms(now), ms(now))
+	}
+	n, err := scanNotification(s.db.QueryRowContext(ctx, s.rebind(
+		"UPDATE notifications SET "+set+" WHERE id = ? AND status = 'sending' RETURNING "+notificationCols),
+		append(args, id)...))
+	if err == nil {
+		return n, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return Notification{}, fmt.Errorf("finish attempt: %w", err)
+	}
+	cur, err := s.GetNotificationByID(ctx, id)
+	if err != nil {
+		return Notification{}, fmt.Errorf("finish attempt: %w", err)
+	}
+	return cur, fmt.Errorf("finish attempt: status %s: %w", cur.Status, ErrConflict)
+}
+
+// appendAttempt is the SQL expression that appends the attempt given as a
+// JSON parameter to the attempts column, numbering it when numbered is true.
+func (s *Store) appendAttempt(numbered bool) string {
+	if s.dialect == DialectPostgres {
+		obj := "?::jsonb"
+		if numbered {
+			obj = "jsonb_set(?::jsonb, '{n}', to_jsonb(jsonb_array_length(attempts::jsonb) + 1))"
+		}
+		return "(attempts::jsonb || jsonb_build_array(" + obj + "))::text"
+	}
+	obj := "json(?)"
+	if numbered {
+		obj = "json_set(?, '$.n', json_array_length(attempts) + 1)"
+	}
+	return "json_insert(attempts, '$[#]', " + obj + ")"
 }
 
 // MarkInterrupted ends a sending row whose lease expired before its outcome
@@ -427,11 +436,20 @@ func (s *Store) UpdateDeliveryStatus(ctx context.Context, providerID, status, re
 	return out, nil
 }
 
-// DueNotifications lists scheduled notifications with SendAt <= before,
-// earliest first, at most limit.
-func (s *Store) DueNotifications(ctx context.Context, before time.Time, limit int) ([]DueNotification, error) {
-	rows, err := s.read.QueryContext(ctx, s.rebind(`SELECT id, tenant_id, attempts, send_at FROM notifications
-		WHERE status = 'scheduled' AND send_at <= ? ORDER BY send_at, id LIMIT ?`), ms(before), limit)
+// DueNotifications lists scheduled notifications selected by q, earliest
+// first (by SendAt, then ID), at most q.Limit.
+func (s *Store) DueNotifications(ctx context.Context, q DueQuery) ([]DueNotification, error) {
+	query := `SELECT id, tenant_id, attempts, send_at FROM notifications WHERE status = 'scheduled' AND send_at <= ?`
+	args := []any{ms(q.Before)}
+	if !q.UntouchedBefore.IsZero() {
+		query += ` AND updated_at < ?`
+		args = append(args, ms(q.UntouchedBefore))
+	}
+	if q.After.ID != "" {
+		query += ` AND (send_at > ? OR (send_at = ? AND id > ?))`
+		args = append(args, ms(q.After.SendAt), ms(q.After.SendAt), q.After.ID)
+	}
+	rows, err := s.read.QueryContext(ctx, s.rebind(query+` ORDER BY send_at, id LIMIT ?`), append(args, q.Limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("due notifications: %w", err)
 	}

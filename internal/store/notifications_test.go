@@ -376,7 +376,7 @@ func TestRetryThenSendKeepsAttempts(t *testing.T) {
 			Attempt: store.Attempt{Outcome: "retry", Error: "timeout"}}); err != nil {
 			t.Fatal(err)
 		}
-		due, err := s.DueNotifications(ctx, now, 10)
+		due, err := s.DueNotifications(ctx, store.DueQuery{Before: now, Limit: 10})
 		if err != nil || len(due) != 1 || due[0].Attempt != 1 {
 			t.Fatalf("due after retry: %+v err %v, want one with Attempt 1", due, err)
 		}
@@ -495,15 +495,31 @@ func TestDueStaleAndInterrupted(t *testing.T) {
 		}
 		claim(t, s, fresh.ID, now)
 
-		due, err := s.DueNotifications(ctx, now, 10)
+		due, err := s.DueNotifications(ctx, store.DueQuery{Before: now, Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(due) != 2 || due[0].ID != d1.ID || due[1].ID != d2.ID || due[0].TenantID != tn.ID || due[0].Attempt != 0 || !due[0].SendAt.Equal(d1.SendAt) {
 			t.Errorf("due = %+v, want due1 then due2", due)
 		}
-		if due, _ := s.DueNotifications(ctx, now, 1); len(due) != 1 {
-			t.Errorf("limit 1 gave %d rows", len(due))
+		first, _ := s.DueNotifications(ctx, store.DueQuery{Before: now, Limit: 1})
+		if len(first) != 1 || first[0].ID != d1.ID {
+			t.Fatalf("limit 1 gave %+v, want due1", first)
+		}
+		next, _ := s.DueNotifications(ctx, store.DueQuery{Before: now, Limit: 1, After: first[0]})
+		if len(next) != 1 || next[0].ID != d2.ID {
+			t.Errorf("page after due1 = %+v, want due2", next)
+		}
+		if rest, _ := s.DueNotifications(ctx, store.DueQuery{Before: now, Limit: 1, After: next[0]}); len(rest) != 0 {
+			t.Errorf("page after due2 = %+v, want none", rest)
+		}
+		// Rows written at or after UntouchedBefore are left to whoever wrote
+		// them (due2 was written first).
+		if recent, _ := s.DueNotifications(ctx, store.DueQuery{Before: now, UntouchedBefore: d2.UpdatedAt, Limit: 10}); len(recent) != 0 {
+			t.Errorf("untouched filter gave %+v, want none (both rows were written at or after it)", recent)
+		}
+		if all, _ := s.DueNotifications(ctx, store.DueQuery{Before: now, UntouchedBefore: d1.UpdatedAt.Add(time.Hour), Limit: 10}); len(all) != 2 {
+			t.Errorf("untouched filter in the future gave %d rows, want 2", len(all))
 		}
 
 		ids, err := s.StaleSending(ctx, now, 10)

@@ -183,6 +183,20 @@ type DueNotification struct {
 	SendAt   time.Time
 }
 
+// DueQuery selects scheduled notifications for the outbox sweeper.
+type DueQuery struct {
+	Before time.Time // SendAt <= Before
+	// UntouchedBefore skips rows written since then: the API or a worker
+	// that just wrote them also enqueued them, and re-offering a large
+	// fresh backlog to the queue on every sweep would be wasted work.
+	// Zero means no such filter.
+	UntouchedBefore time.Time
+	// After is a keyset cursor: only rows ordered after (SendAt, ID) of the
+	// last row of the previous page. Zero starts at the beginning.
+	After DueNotification
+	Limit int
+}
+
 // PurgeReport counts what a purge run did (or would do, on a dry run).
 type PurgeReport struct {
 	Notifications int64

@@ -70,8 +70,10 @@ CREATE TABLE notifications (
     expires_at           BIGINT NOT NULL
 );
 CREATE UNIQUE INDEX notifications_idempotency ON notifications (tenant_id, idempotency_key);
-CREATE INDEX notifications_due ON notifications (status, send_at);
-CREATE INDEX notifications_stale ON notifications (status, claimed_until);
+-- Partial indexes: a row is in at most one of them, so a status change
+-- touches fewer index pages on the hot path.
+CREATE INDEX notifications_due ON notifications (send_at, id) WHERE status = 'scheduled';
+CREATE INDEX notifications_stale ON notifications (claimed_until, id) WHERE status = 'sending';
 -- Purge picks the oldest expired rows first.
 CREATE INDEX notifications_expires ON notifications (expires_at);
 CREATE INDEX notifications_provider ON notifications (provider_id) WHERE provider_id <> '';

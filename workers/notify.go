@@ -23,9 +23,7 @@ type NotifierStore interface {
 	ClaimNotification(ctx context.Context, id string, now, leaseUntil time.Time) (store.Notification, bool, error)
 	FinishAttempt(ctx context.Context, id string, now time.Time, r store.AttemptResult) (store.Notification, error)
 	MarkInterrupted(ctx context.Context, id string, now time.Time) (store.Notification, error)
-	GetTenant(ctx context.Context, id string) (store.Tenant, error)
-	GetSubject(ctx context.Context, tenantID, subjectID string) (store.Subject, error)
-	ConsentDecision(ctx context.Context, tenantID, subjectID, purpose string) (string, error)
+	SendChecks(ctx context.Context, tenantID, subjectID, purpose string) (store.SendChecks, error)
 	SetSMSOptedOut(ctx context.Context, tenantID, subjectID string) error
 }
 
@@ -287,53 +285,36 @@ func (nt *Notifier) send(ctx context.Context, n store.Notification) error {
 // (DESIGN "Consent is checked at the side effect"). A non-empty reason
 // means: suppress.
 func (nt *Notifier) check(ctx context.Context, n store.Notification) (store.Tenant, string, error) {
-	tenant, err := nt.cfg.Store.GetTenant(ctx, n.TenantID)
+	// The consent that matters for this message, if any: SMS needs a grant;
+	// a reminder mail respects a refusal or revocation of notify.email;
+	// transactional mail rests on the contract.
+	purpose := ""
+	switch {
+	case n.Channel == store.ChannelSMS:
+		purpose = store.ConsentNotifySMS
+	case n.Channel == store.ChannelEmail && n.Purpose == store.PurposeReminder:
+		purpose = store.ConsentNotifyEmail
+	}
+	c, err := nt.cfg.Store.SendChecks(ctx, n.TenantID, n.SubjectID, purpose)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Tenant{}, ReasonTenantGone, nil
 	}
 	if err != nil {
-		return store.Tenant{}, "", fmt.Errorf("tenant: %w", err)
+		return store.Tenant{}, "", err
 	}
-	var subject store.Subject
-	if n.SubjectID != "" {
-		subject, err = nt.cfg.Store.GetSubject(ctx, n.TenantID, n.SubjectID)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return tenant, "", fmt.Errorf("subject: %w", err)
-		}
-		// Not found: a subject never named has no flags.
+	switch {
+	case c.Restricted:
+		return c.Tenant, ReasonRestricted, nil
+	case n.Channel == store.ChannelSMS && n.SubjectID == "":
+		return c.Tenant, ReasonNoSubject, nil
+	case n.Channel == store.ChannelSMS && c.SMSOptedOut:
+		return c.Tenant, ReasonSMSOptedOut, nil
+	case n.Channel == store.ChannelSMS && c.Consent != store.DecisionGranted:
+		return c.Tenant, ReasonNoSMSConsent, nil
+	case purpose == store.ConsentNotifyEmail && (c.Consent == store.DecisionRefused || c.Consent == store.DecisionRevoked):
+		return c.Tenant, ReasonEmailRefused, nil
 	}
-	if subject.Restricted {
-		return tenant, ReasonRestricted, nil
-	}
-	switch n.Channel {
-	case store.ChannelSMS:
-		if n.SubjectID == "" {
-			return tenant, ReasonNoSubject, nil
-		}
-		if subject.SMSOptedOut {
-			return tenant, ReasonSMSOptedOut, nil
-		}
-		d, err := nt.cfg.Store.ConsentDecision(ctx, n.TenantID, n.SubjectID, store.ConsentNotifySMS)
-		if err != nil {
-			return tenant, "", fmt.Errorf("consent: %w", err)
-		}
-		if d != store.DecisionGranted {
-			return tenant, ReasonNoSMSConsent, nil
-		}
-	case store.ChannelEmail:
-		// Transactional mail rests on the contract; a reminder respects a
-		// refusal or revocation of notify.email.
-		if n.Purpose == store.PurposeReminder && n.SubjectID != "" {
-			d, err := nt.cfg.Store.ConsentDecision(ctx, n.TenantID, n.SubjectID, store.ConsentNotifyEmail)
-			if err != nil {
-				return tenant, "", fmt.Errorf("consent: %w", err)
-			}
-			if d == store.DecisionRefused || d == store.DecisionRevoked {
-				return tenant, ReasonEmailRefused, nil
-			}
-		}
-	}
-	return tenant, "", nil
+	return c.Tenant, "", nil
 }
 
 func (nt *Notifier) failRender(ctx context.Context, n store.Notification, err error) error {

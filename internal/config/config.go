@@ -87,7 +87,7 @@ func Load(lookup Lookup) (Config, error) {
 		DeliveriesDir: r.str("TERMIND_DELIVERIES_DIR", DefaultDeliveriesDir),
 		TemplatesDir:  r.str("TERMIND_TEMPLATES_DIR", ""),
 
-		Concurrency:   r.positiveInt("TERMIND_WORKER_CONCURRENCY", 50),
+		Concurrency:   r.positiveInt("TERMIND_WORKER_CONCURRENCY", 100),
 		SweepInterval: r.duration("TERMIND_SWEEP_INTERVAL", 30*time.Second),
 		PurgeInterval: r.duration("TERMIND_PURGE_INTERVAL", time.Hour),
 		MaxAttempts:   r.positiveInt("TERMIND_MAX_ATTEMPTS", 8),

@@ -1,0 +1,32 @@
+// Package caldav connects termind to a customer's CalDAV calendar (RFC 4791):
+// Radicale, Nextcloud, Fastmail, iCloud, mailbox.org and the like.
+//
+// Like every connector it talks to one external system and knows nothing
+// about the store, consent or sync rules; callers decide what to do with
+// what it returns.
+//
+// CalDAV URLs are typed in by end users, so the server termind talks to is
+// chosen by someone else. NewHTTPClient returns the only HTTP client this
+// package should be used with: it refuses plain http, and loopback,
+// private, link-local, CGNAT and other internal addresses — checked on the
+// address actually dialed and again on every redirect — unless Options
+// allow them (TERMIND_CALDAV_ALLOW_PRIVATE=true sets AllowPrivate).
+//
+// Connect validates a URL and credentials against the server, discovers the
+// user's calendars and picks one (or creates it with MKCALENDAR). Its
+// errors are *Error values; errors.Is tells their kind:
+//
+//	ErrInvalidURL           the URL is malformed                 → 422
+//	ErrForbiddenAddress     scheme or address refused            → 422
+//	ErrCredentialsRejected  401/403 from the server              → 422
+//	ErrUnreachable          DNS, refused, timeout, TLS, 5xx      → 502
+//	ErrNotCalDAV            the server does not speak CalDAV     → 422
+//	ErrCalendarNotFound     no such calendar, none created       → 422
+//
+// Their Error text is safe to show to the API client.
+//
+// Files: httpclient.go (SSRF-safe client and CheckAddr), connect.go
+// (discovery and MKCALENDAR), xml.go (the WebDAV bodies written and read
+// here), errors.go (error kinds and classification). The caldavtest
+// package runs a real Radicale for tests.
+package caldav

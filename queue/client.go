@@ -17,6 +17,14 @@ const (
 	notifyTimeout  = 2 * time.Minute
 )
 
+// Revoke task options: removing our copies of a large calendar takes a
+// while, and asynq's retries (exponential, up to days) keep the cleanup
+// going while a provider is down.
+const (
+	revokeMaxRetry = 25
+	revokeTimeout  = 10 * time.Minute
+)
+
 // Client enqueues tasks on one queue.
 type Client struct {
 	c     *asynq.Client
@@ -56,6 +64,26 @@ func (c *Client) EnqueueNotification(ctx context.Context, id string, attempt int
 			return nil
 		}
 		return fmt.Errorf("enqueue notification: %w", err)
+	}
+	return nil
+}
+
+// EnqueueRevoke enqueues the cleanup of a connection whose revocation has
+// committed. It retries until done: the cleanup must finish even if the
+// provider is down for a while (the store's revoking state is the record,
+// and the sweeper re-enqueues revocations that stay unfinished).
+func (c *Client) EnqueueRevoke(ctx context.Context, connectionID string) error {
+	task, err := NewRevokeTask(connectionID)
+	if err != nil {
+		return fmt.Errorf("enqueue revoke: %w", err)
+	}
+	_, err = c.c.EnqueueContext(ctx, task,
+		asynq.TaskID(RevokeTaskID(connectionID)),
+		asynq.Queue(c.queue),
+		asynq.MaxRetry(revokeMaxRetry),
+		asynq.Timeout(revokeTimeout))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue revoke: %w", err)
 	}
 	return nil
 }

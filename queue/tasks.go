@@ -71,3 +71,37 @@ func ParseNotifyPayload(b []byte) (NotifyPayload, error) {
 	}
 	return p, nil
 }
+
+// ConnectionPayload is the payload of the calendar tasks that act on one
+// connection (calendar:revoke, and later pull/push/watch renewals).
+type ConnectionPayload struct {
+	ConnectionID string `json:"connection_id"`
+}
+
+// RevokeTaskID is the deterministic id of a connection's calendar:revoke
+// task: one cleanup per connection at a time.
+func RevokeTaskID(connectionID string) string { return "calendar:revoke:" + connectionID }
+
+// NewRevokeTask builds a calendar:revoke task without options.
+func NewRevokeTask(connectionID string) (*asynq.Task, error) {
+	if connectionID == "" {
+		return nil, fmt.Errorf("revoke task: empty connection id")
+	}
+	b, err := json.Marshal(ConnectionPayload{ConnectionID: connectionID})
+	if err != nil {
+		return nil, fmt.Errorf("revoke task: %w", err)
+	}
+	return asynq.NewTask(TypeCalendarRevoke, b), nil
+}
+
+// ParseConnectionPayload decodes a connection task's payload.
+func ParseConnectionPayload(b []byte) (ConnectionPayload, error) {
+	var p ConnectionPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return ConnectionPayload{}, fmt.Errorf("connection payload: %w", err)
+	}
+	if p.ConnectionID == "" {
+		return ConnectionPayload{}, fmt.Errorf("connection payload: empty connection id")
+	}
+	return p, nil
+}

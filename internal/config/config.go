@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,23 @@ type Config struct {
 	TwilioFrom                string // TERMIND_TWILIO_FROM
 	TwilioMessagingServiceSID string // TERMIND_TWILIO_MESSAGING_SERVICE_SID
 	TwilioAPIURL              string // TERMIND_TWILIO_API_URL: "" is Twilio itself
+
+	// SecretKey encrypts credentials at rest (TERMIND_SECRET_KEY, 32 bytes in
+	// hex or base64); SecretKeysOld are decrypt-only keys during rotation.
+	// Both are read by internal/secrets; with neither, embedded mode
+	// generates KeyFile beside the SQLite database.
+	KeyFile string // TERMIND_KEY_FILE
+
+	GoogleClientID     string // TERMIND_GOOGLE_CLIENT_ID
+	GoogleClientSecret string // TERMIND_GOOGLE_CLIENT_SECRET
+	GoogleAuthURL      string // TERMIND_GOOGLE_AUTH_URL: "" is Google's
+	GoogleTokenURL     string // TERMIND_GOOGLE_TOKEN_URL
+	GoogleRevokeURL    string // TERMIND_GOOGLE_REVOKE_URL
+	GoogleAPIURL       string // TERMIND_GOOGLE_API_URL
+
+	// CalDAVAllowPrivate lets CalDAV URLs reach loopback and private
+	// addresses (and plain http): for tests and on-premises servers only.
+	CalDAVAllowPrivate bool // TERMIND_CALDAV_ALLOW_PRIVATE
 
 	DeliveriesDir string // TERMIND_DELIVERIES_DIR
 	TemplatesDir  string // TERMIND_TEMPLATES_DIR: tenant template overrides
@@ -84,6 +102,17 @@ func Load(lookup Lookup) (Config, error) {
 		TwilioMessagingServiceSID: r.str("TERMIND_TWILIO_MESSAGING_SERVICE_SID", ""),
 		TwilioAPIURL:              r.str("TERMIND_TWILIO_API_URL", ""),
 
+		KeyFile: r.str("TERMIND_KEY_FILE", ""),
+
+		GoogleClientID:     r.str("TERMIND_GOOGLE_CLIENT_ID", ""),
+		GoogleClientSecret: r.secret("TERMIND_GOOGLE_CLIENT_SECRET", ""),
+		GoogleAuthURL:      r.str("TERMIND_GOOGLE_AUTH_URL", ""),
+		GoogleTokenURL:     r.str("TERMIND_GOOGLE_TOKEN_URL", ""),
+		GoogleRevokeURL:    r.str("TERMIND_GOOGLE_REVOKE_URL", ""),
+		GoogleAPIURL:       r.str("TERMIND_GOOGLE_API_URL", ""),
+
+		CalDAVAllowPrivate: r.boolean("TERMIND_CALDAV_ALLOW_PRIVATE", false),
+
 		DeliveriesDir: r.str("TERMIND_DELIVERIES_DIR", DefaultDeliveriesDir),
 		TemplatesDir:  r.str("TERMIND_TEMPLATES_DIR", ""),
 
@@ -106,6 +135,9 @@ func Load(lookup Lookup) (Config, error) {
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.Listen
 	}
+	if c.KeyFile == "" {
+		c.KeyFile = defaultKeyFile(c.DatabaseURL)
+	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	return c, nil
 }
@@ -125,6 +157,9 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("TERMIND_PUBLIC_URL: must be an absolute http(s) URL"))
 		}
 	}
+	if (c.GoogleClientID == "") != (c.GoogleClientSecret == "") {
+		errs = append(errs, errors.New("TERMIND_GOOGLE_CLIENT_ID and TERMIND_GOOGLE_CLIENT_SECRET: set both or neither"))
+	}
 	if c.SMSConfigured() {
 		if c.TwilioAccountSID == "" || c.TwilioAuthToken == "" {
 			errs = append(errs, errors.New("TERMIND_TWILIO_ACCOUNT_SID and TERMIND_TWILIO_AUTH_TOKEN: both are required to send SMS through Twilio"))
@@ -140,6 +175,20 @@ func (c Config) Validate() error {
 // SMS are written to DeliveriesDir instead.
 func (c Config) SMSConfigured() bool {
 	return c.TwilioAccountSID != "" || c.TwilioAuthToken != "" || c.TwilioFrom != "" || c.TwilioMessagingServiceSID != ""
+}
+
+// GoogleConfigured reports whether Google Calendar connections are offered.
+func (c Config) GoogleConfigured() bool { return c.GoogleClientID != "" }
+
+// defaultKeyFile puts the generated key beside a SQLite database (the two
+// must be backed up together); with PostgreSQL it lands in the working
+// directory, though a production setup sets TERMIND_SECRET_KEY instead.
+func defaultKeyFile(databaseURL string) string {
+	if strings.HasPrefix(databaseURL, "postgres://") || strings.HasPrefix(databaseURL, "postgresql://") {
+		return "termind.key"
+	}
+	path := strings.TrimPrefix(databaseURL, "sqlite:")
+	return filepath.Join(filepath.Dir(path), "termind.key")
 }
 
 // EmbeddedQueue reports whether the queue runs in-process.
@@ -177,6 +226,19 @@ func (r *reader) secret(key, def string) string {
 		return v
 	}
 	return def
+}
+
+func (r *reader) boolean(key string, def bool) bool {
+	v := r.str(key, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s: must be true or false, got %q", key, v))
+		return def
+	}
+	return b
 }
 
 func (r *reader) positiveInt(key string, def int) int {

@@ -23,6 +23,9 @@ func TestLoadDefaults(t *testing.T) {
 	if !c.EmbeddedQueue() || c.SMSConfigured() {
 		t.Fatalf("embedded defaults expected: %+v", c)
 	}
+	if c.KeyFile != "termind.key" || c.CalDAVAllowPrivate || c.GoogleConfigured() {
+		t.Fatalf("key file %q, caldav private %v, google %v", c.KeyFile, c.CalDAVAllowPrivate, c.GoogleConfigured())
+	}
 	if c.SweepInterval != 30*time.Second || c.PurgeInterval != time.Hour {
 		t.Fatalf("intervals: %v %v", c.SweepInterval, c.PurgeInterval)
 	}
@@ -51,6 +54,21 @@ func TestLoadSecretFromFile(t *testing.T) {
 	}
 }
 
+func TestKeyFileBesideTheDatabase(t *testing.T) {
+	t.Parallel()
+	for db, want := range map[string]string{
+		"/var/lib/termind/termind.db":   "/var/lib/termind/termind.key",
+		"sqlite:data/t.db":              "data/termind.key",
+		"postgres://u@db/termind":       "termind.key",
+		"postgresql://u@db/termind?x=y": "termind.key",
+	} {
+		c, err := Load(FromMap(map[string]string{"TERMIND_DATABASE_URL": db}))
+		if err != nil || c.KeyFile != want {
+			t.Errorf("%s: key file %q (%v), want %q", db, c.KeyFile, err, want)
+		}
+	}
+}
+
 func TestLoadErrorsNameTheVariable(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -67,6 +85,8 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"secret twice", map[string]string{"TERMIND_SMTP_URL": "smtp://a", "TERMIND_SMTP_URL_FILE": "/x"}, "TERMIND_SMTP_URL and TERMIND_SMTP_URL_FILE: set only one"},
 		{"missing secret file", map[string]string{"TERMIND_SMTP_URL_FILE": "/nonexistent/termind"}, "TERMIND_SMTP_URL_FILE:"},
 		{"twilio without token", map[string]string{"TERMIND_TWILIO_ACCOUNT_SID": "AC1", "TERMIND_TWILIO_FROM": "+491510000000"}, "TERMIND_TWILIO_AUTH_TOKEN: both are required"},
+		{"bad bool", map[string]string{"TERMIND_CALDAV_ALLOW_PRIVATE": "sometimes"}, "TERMIND_CALDAV_ALLOW_PRIVATE: must be true or false"},
+		{"google half configured", map[string]string{"TERMIND_GOOGLE_CLIENT_ID": "id"}, "TERMIND_GOOGLE_CLIENT_SECRET: set both or neither"},
 		{"twilio from and service", map[string]string{"TERMIND_TWILIO_ACCOUNT_SID": "AC1", "TERMIND_TWILIO_AUTH_TOKEN": "t", "TERMIND_TWILIO_FROM": "+491510000000", "TERMIND_TWILIO_MESSAGING_SERVICE_SID": "MG1"}, "exactly one must be set"},
 	}
 	for _, tc := range cases {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/termind/termind/internal/config"
+	"github.com/termind/termind/internal/secrets"
 	"github.com/termind/termind/internal/store"
 	"github.com/termind/termind/workers"
 )
@@ -34,9 +35,18 @@ func (c *cli) logger(cfg config.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(c.stderr, opts))
 }
 
-// openStore opens and migrates the configured database. Every command
-// migrates, so the order in which a newcomer runs them does not matter.
+// openStore opens and migrates the configured database and gives it the
+// key that seals credentials. Every command migrates, so the order in which
+// a newcomer runs them does not matter.
 func (c *cli) openStore(ctx context.Context, cfg config.Config) (*store.Store, error) {
+	return openStore(ctx, cfg, c.lookup, c.logger(cfg))
+}
+
+func openStore(ctx context.Context, cfg config.Config, lookup func(string) (string, bool), log *slog.Logger) (*store.Store, error) {
+	keys, err := secrets.Load(lookup, cfg.KeyFile, log)
+	if err != nil {
+		return nil, err
+	}
 	s, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("TERMIND_DATABASE_URL: %w", err)
@@ -45,7 +55,22 @@ func (c *cli) openStore(ctx context.Context, cfg config.Config) (*store.Store, e
 		s.Close()
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
+	s.UseSealer(keys)
 	return s, nil
+}
+
+// withStore runs fn with the configuration and an open, migrated store.
+func (c *cli) withStore(ctx context.Context, fn func(config.Config, *store.Store) error) error {
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
+	s, err := c.openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(cfg, s)
 }
 
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {
@@ -66,17 +91,10 @@ func (c *cli) migrate(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := c.config()
-	if err != nil {
-		return err
-	}
-	s, err := c.openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	fmt.Fprintf(c.stdout, "database %s is up to date\n", s.Dialect())
-	return nil
+	return c.withStore(ctx, func(_ config.Config, s *store.Store) error {
+		fmt.Fprintf(c.stdout, "database %s is up to date\n", s.Dialect())
+		return nil
+	})
 }
 
 // tenant create NAME prints the new tenant's id and, as the last line, its
@@ -93,25 +111,18 @@ func (c *cli) tenant(ctx context.Context, args []string) error {
 	if name == "" || len(name) > 200 {
 		return fmt.Errorf("%w: NAME is required (1 to 200 characters)", errUsage)
 	}
-	cfg, err := c.config()
-	if err != nil {
-		return err
-	}
-	s, err := c.openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	t, err := s.CreateTenant(ctx, name)
-	if err != nil {
-		return err
-	}
-	token, _, err := s.CreateAPIKey(ctx, t.ID, store.RoleAdmin)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "tenant %s created (%s)\nadmin API key (shown once):\n%s\n", t.ID, t.Name, token)
-	return nil
+	return c.withStore(ctx, func(_ config.Config, s *store.Store) error {
+		t, err := s.CreateTenant(ctx, name)
+		if err != nil {
+			return err
+		}
+		token, _, err := s.CreateAPIKey(ctx, t.ID, store.RoleAdmin)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "tenant %s created (%s)\nadmin API key (shown once):\n%s\n", t.ID, t.Name, token)
+		return nil
+	})
 }
 
 func (c *cli) apikey(ctx context.Context, args []string) error {
@@ -130,24 +141,17 @@ func (c *cli) apikey(ctx context.Context, args []string) error {
 	if *role != store.RoleIngest && *role != store.RoleAdmin {
 		return fmt.Errorf("%w: --role must be ingest or admin, got %q", errUsage, *role)
 	}
-	cfg, err := c.config()
-	if err != nil {
-		return err
-	}
-	s, err := c.openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if _, err := s.GetTenant(ctx, *tenantID); err != nil {
-		return fmt.Errorf("--tenant %s: %w", *tenantID, err)
-	}
-	token, _, err := s.CreateAPIKey(ctx, *tenantID, *role)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "%s API key for %s (shown once):\n%s\n", *role, *tenantID, token)
-	return nil
+	return c.withStore(ctx, func(_ config.Config, s *store.Store) error {
+		if _, err := s.GetTenant(ctx, *tenantID); err != nil {
+			return fmt.Errorf("--tenant %s: %w", *tenantID, err)
+		}
+		token, _, err := s.CreateAPIKey(ctx, *tenantID, *role)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s API key for %s (shown once):\n%s\n", *role, *tenantID, token)
+		return nil
+	})
 }
 
 func (c *cli) purge(ctx context.Context, args []string) error {
@@ -156,26 +160,19 @@ func (c *cli) purge(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := c.config()
-	if err != nil {
-		return err
-	}
-	s, err := c.openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	// The CLI purges the store only; archived queue tasks are cleaned by the
-	// daemon's hourly retention:purge, which holds the queue.
-	p := workers.NewPurger(workers.PurgerConfig{Store: s, BatchSize: purgeBatch, Logger: c.logger(cfg)})
-	rep, err := p.Purge(ctx, *dryRun)
-	if err != nil {
-		return err
-	}
-	verb := "deleted"
-	if *dryRun {
-		verb = "would delete"
-	}
-	fmt.Fprintf(c.stdout, "%s %d expired notifications in %d batches\n", verb, rep.Notifications, rep.Batches)
-	return nil
+	return c.withStore(ctx, func(cfg config.Config, s *store.Store) error {
+		// The CLI purges the store only; archived queue tasks are cleaned by
+		// the daemon's hourly retention:purge, which holds the queue.
+		p := workers.NewPurger(workers.PurgerConfig{Store: s, BatchSize: purgeBatch, Logger: c.logger(cfg)})
+		rep, err := p.Purge(ctx, *dryRun)
+		if err != nil {
+			return err
+		}
+		verb := "deleted"
+		if *dryRun {
+			verb = "would delete"
+		}
+		fmt.Fprintf(c.stdout, "%s %d expired notifications in %d batches\n", verb, rep.Notifications, rep.Batches)
+		return nil
+	})
 }

@@ -76,14 +76,10 @@ type daemon struct {
 
 // openDaemon opens the configured database and connects everything else
 // the configuration names. Nothing runs yet.
-func openDaemon(ctx context.Context, cfg config.Config, log *slog.Logger) (*daemon, error) {
-	s, err := store.Open(ctx, cfg.DatabaseURL)
+func openDaemon(ctx context.Context, cfg config.Config, lookup func(string) (string, bool), log *slog.Logger) (*daemon, error) {
+	s, err := openStore(ctx, cfg, lookup, log)
 	if err != nil {
-		return nil, fmt.Errorf("TERMIND_DATABASE_URL: %w", err)
-	}
-	if err := s.Migrate(ctx); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("migrate: %w", err)
+		return nil, err
 	}
 	d, err := assembleDaemon(ctx, cfg, log, s)
 	if err != nil {
@@ -329,7 +325,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 			return fmt.Errorf("TERMIND_LISTEN: %w", err)
 		}
 	}
-	d, err := openDaemon(ctx, cfg, log)
+	d, err := openDaemon(ctx, cfg, c.lookup, log)
 	if err != nil {
 		if ln != nil {
 			ln.Close()

@@ -134,7 +134,7 @@ func unreachableReason(err error) string {
 		return "TLS certificate is invalid or expired"
 	case errors.As(err, &unknownCA), errors.As(err, &verifyErr):
 		return "TLS certificate is not trusted"
-	case errors.As(err, &recordErr):
+	case errors.As(err, &recordErr), errors.Is(err, http.ErrSchemeMismatch):
 		return "TLS handshake failed: the server does not speak TLS on this port"
 	case errors.As(err, &alertErr):
 		return "TLS handshake failed"

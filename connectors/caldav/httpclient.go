@@ -94,7 +94,7 @@ func NewHTTPClient(opts Options) *http.Client {
 		Transport: &guardTransport{guard: g, next: transport},
 		Timeout:   opts.Timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= MaxRedirects {
+			if len(via) > MaxRedirects {
 				return errTooManyRedirects
 			}
 			return g.checkURL(req.URL)

@@ -9,6 +9,7 @@ package caldavtest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -39,6 +40,7 @@ type Radicale struct {
 	Dir   string            // config, users file and collections/
 
 	t      testing.TB
+	probe  string // password of probeUser, unique to this instance
 	bin    string
 	config string
 	addr   string
@@ -68,11 +70,13 @@ func StartRadicale(t testing.TB) *Radicale {
 		bin:    bin,
 		config: filepath.Join(dir, "config"),
 		client: &http.Client{Timeout: 10 * time.Second},
+		probe:  rand.Text(),
 	}
 	var users strings.Builder
 	for u, p := range r.Users {
 		fmt.Fprintf(&users, "%s:%s\n", u, p)
 	}
+	fmt.Fprintf(&users, "%s:%s\n", probeUser, r.probe)
 	if err := os.WriteFile(filepath.Join(dir, "users"), []byte(users.String()), 0o600); err != nil {
 		t.Fatalf("caldavtest: write users: %v", err)
 	}
@@ -175,15 +179,25 @@ func (r *Radicale) start() error {
 	return fmt.Errorf("radicale did not answer on %s within %s: %s", r.addr, startTimeout, strings.TrimSpace(out.String()))
 }
 
-// answers reports whether Radicale answers HTTP (any status will do).
+// probeUser is a user only this instance knows, with a random password.
+const probeUser = "caldavtest-probe"
+
+// answers reports whether our Radicale answers. Logging in as the probe
+// user tells it from another test's Radicale that took the same port first.
 func (r *Radicale) answers() bool {
+	req, err := http.NewRequest("PROPFIND", r.URL, nil)
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Depth", "0")
+	req.SetBasicAuth(probeUser, r.probe)
 	c := &http.Client{Timeout: time.Second}
-	resp, err := c.Get(r.URL)
+	resp, err := c.Do(req)
 	if err != nil {
 		return false
 	}
 	resp.Body.Close()
-	return true
+	return resp.StatusCode == http.StatusMultiStatus
 }
 
 // Stop stops Radicale and waits for it to exit; the data stays. Calling it

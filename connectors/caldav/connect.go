@@ -38,7 +38,7 @@ type ConnectParams struct {
 // Calendar is the calendar collection Connect found or created.
 type Calendar struct {
 	URL  string // absolute collection URL
-	Path string // collection path on the server
+	Path string // collection path on the server, not escaped
 	Name string // display name
 	// CTag and SyncToken are the server's current change markers, empty if
 	// it does not report them. They are opaque.
@@ -69,6 +69,10 @@ type Calendar struct {
 // ErrForbiddenAddress, ErrCredentialsRejected, ErrUnreachable,
 // ErrNotCalDAV and ErrCalendarNotFound, or the context's error.
 func Connect(ctx context.Context, c *http.Client, p ConnectParams) (Calendar, error) {
+	if c == nil {
+		// Falling back to http.DefaultClient would skip the address rules.
+		return Calendar{}, errors.New("caldav: connect: nil HTTP client; use NewHTTPClient")
+	}
 	base, err := parseURL(p.URL)
 	if err != nil {
 		return Calendar{}, err

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -445,8 +446,8 @@ func TestConnectInvalidURL(t *testing.T) {
 
 func TestConnectForbiddenAddress(t *testing.T) {
 	t.Parallel()
-	hit := false
-	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hit = true }))
+	var hit atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hit.Store(true) }))
 	t.Cleanup(srv.Close)
 	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
 	// http allowed, private addresses not: each case proves the address rule.
@@ -455,7 +456,7 @@ func TestConnectForbiddenAddress(t *testing.T) {
 		_, err := caldav.Connect(testContext(t), c, caldav.ConnectParams{URL: u, Username: "alice", Password: "secret"})
 		wantKind(t, err, caldav.ErrForbiddenAddress, "address not allowed: the URL resolves to a")
 	}
-	if hit {
+	if hit.Load() {
 		t.Error("a refused address received a request")
 	}
 

@@ -14,7 +14,8 @@
 //
 // Connect validates a URL and credentials against the server, discovers the
 // user's calendars and picks one (or creates it with MKCALENDAR). Its
-// errors are *Error values; errors.Is tells their kind:
+// errors are *Error values; errors.Is tells their kind (with the HTTP
+// status the API is expected to answer):
 //
 //	ErrInvalidURL           the URL is malformed                 → 422
 //	ErrForbiddenAddress     scheme or address refused            → 422

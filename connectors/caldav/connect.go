@@ -91,7 +91,7 @@ func Connect(ctx context.Context, c *http.Client, p ConnectParams) (Calendar, er
 	}
 	home, err := dav.FindCalendarHomeSet(ctx, principal)
 	if err == nil && home == "" {
-		err = errors.New("no calendar-home-set")
+		err = errors.New("caldav: no calendar-home-set")
 	}
 	if err != nil {
 		return Calendar{}, classify(ctx, "finding the calendar home", err, s.rec.last())
@@ -125,7 +125,7 @@ func Connect(ctx context.Context, c *http.Client, p ConnectParams) (Calendar, er
 	calURL := endpoint.ResolveReference(&url.URL{Path: calPath})
 	ms, err := s.propfind(ctx, calURL, "0", calendarPropfind)
 	if err == nil && len(ms.Responses) == 0 {
-		err = errors.New("empty multistatus")
+		err = errors.New("caldav: empty multistatus")
 	}
 	if err != nil {
 		return Calendar{}, classify(ctx, "reading the calendar", err, s.rec.last())

@@ -1,16 +1,20 @@
 package store
 
-// Connections, the audit log, OAuth states and data-subject rights. The
-// signatures here are the contract that api and workers code against; the
-// bodies are filled in with the schema of migration 0002.
+// Connections: external calendars of a subject, their sealed credentials,
+// revocation and the calendar write fence. The audit log is in audit.go,
+// OAuth states in oauth.go, export and erasure in subjectrights.go, sealing
+// and key rotation in seal.go.
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 )
-
-var errUnimplemented = errors.New("store: not implemented")
 
 // ErrNotActive: a calendar read or write was refused because the connection
 // is not active (revoking, revoked, paused or broken).
@@ -35,6 +39,9 @@ const (
 	DirectionExport = "export"
 	DirectionBoth   = "both"
 )
+
+// ReasonErasure is the StateReason of a connection revoked by EraseSubject.
+const ReasonErasure = "subject erased"
 
 // Connection is one external calendar of a subject. Its credentials are
 // never part of this struct: they are sealed at rest and read only through
@@ -65,86 +72,264 @@ type Connection struct {
 	RevokedAt         time.Time
 }
 
-// Sealer encrypts credentials at rest (internal/secrets.Keyring).
-type Sealer interface {
-	Encrypt(plaintext, aad []byte) (string, error)
-	Decrypt(envelope string, aad []byte) ([]byte, error)
-	NeedsRotation(envelope string) bool
-	Reencrypt(envelope string, aad []byte) (string, error)
+const connCols = `id, tenant_id, subject_id, provider, calendar_url, calendar_name, privacy, direction,
+	state, state_reason, sync_cursor, keep_copies_on_revoke, erase_on_revoke, last_sync_at, last_error,
+	created_at, updated_at, revoke_requested_at, revoked_at`
+
+// liveStates are the states a connection can still be used or revoked from.
+const liveStates = "('active', 'paused', 'broken')"
+
+func scanConnection(r rowScanner) (Connection, error) {
+	var c Connection
+	var lastSync, created, updated, revokeRequested, revoked int64
+	if err := r.Scan(&c.ID, &c.TenantID, &c.SubjectID, &c.Provider, &c.CalendarURL, &c.CalendarName, &c.Privacy,
+		&c.Direction, &c.State, &c.StateReason, &c.SyncCursor, &c.KeepCopiesOnRevoke, &c.EraseOnRevoke,
+		&lastSync, &c.LastError, &created, &updated, &revokeRequested, &revoked); err != nil {
+		return Connection{}, err
+	}
+	c.LastSyncAt, c.CreatedAt, c.UpdatedAt = fromMS(lastSync), fromMS(created), fromMS(updated)
+	c.RevokeRequestedAt, c.RevokedAt = fromMS(revokeRequested), fromMS(revoked)
+	return c, nil
 }
 
-// UseSealer sets how credentials are sealed; writing credentials without
-// one is an error. Call it once after Open.
-func (s *Store) UseSealer(k Sealer) {}
-
-// AuditEntry is one line of the append-only audit log. It holds who did
-// what to which target, never secrets or message bodies.
-type AuditEntry struct {
-	ID         string
-	TenantID   string
-	Actor      string // "api_key:<id>", "cli", "system", "oauth_callback"
-	Action     string // "consent.granted", "connection.create", "connection.revoke", "subject.export", …
-	TargetKind string // "subject", "connection", "notification", "tenant"
-	TargetID   string
-	SubjectID  string // the person concerned, if any ("" after erasure)
-	SourceIP   string
-	Detail     string // short, non-personal
-	CreatedAt  time.Time
-	ExpiresAt  time.Time // CreatedAt + the tenant's audit retention (default 365 days)
+// queryConnections lists the connections matching where, oldest first;
+// lock appends FOR UPDATE on PostgreSQL.
+func (s *Store) queryConnections(ctx context.Context, q querier, where string, lock bool, args ...any) ([]Connection, error) {
+	query := "SELECT " + connCols + " FROM connections WHERE " + where + " ORDER BY created_at, id"
+	if lock {
+		query += s.forUpdate()
+	}
+	rows, err := q.QueryContext(ctx, s.rebind(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Connection
+	for rows.Next() {
+		c, err := scanConnection(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }
 
-// Audit appends an entry (ID, CreatedAt and ExpiresAt set by the store).
-func (s *Store) Audit(ctx context.Context, e AuditEntry) (AuditEntry, error) {
-	return AuditEntry{}, errUnimplemented
-}
-
-// ListAudit returns a tenant's entries about a subject ("" = all of the
-// tenant), oldest first.
-func (s *Store) ListAudit(ctx context.Context, tenantID, subjectID string) ([]AuditEntry, error) {
-	return nil, errUnimplemented
+func checkConnection(c Connection) error {
+	switch {
+	case c.TenantID == "" || c.SubjectID == "":
+		return errors.New("tenant and subject are required")
+	case c.Provider != ProviderGoogle && c.Provider != ProviderCalDAV:
+		return fmt.Errorf("unknown provider %q", c.Provider)
+	case c.Privacy != PrivacyBusy && c.Privacy != PrivacyDetails && c.Privacy != PrivacyFull:
+		return fmt.Errorf("unknown privacy level %q", c.Privacy)
+	case c.Direction != DirectionImport && c.Direction != DirectionExport && c.Direction != DirectionBoth:
+		return fmt.Errorf("unknown direction %q", c.Direction)
+	}
+	return nil
 }
 
 // CreateConnection stores a new active connection, its sealed credentials
 // (associated data: the connection id), the consent decisions that allow it
 // (their ConnectionID is set) and an audit entry — in one transaction.
 // Returns the stored connection with ID and times set.
+//
+// Consents without TenantID or SubjectID get the connection's; other values
+// are an error. The audit entry's target is the connection; its Action
+// defaults to "connection.create".
 func (s *Store) CreateConnection(ctx context.Context, c Connection, credentials []byte, consents []Consent, audit AuditEntry) (Connection, error) {
-	return Connection{}, errUnimplemented
+	if err := checkConnection(c); err != nil {
+		return Connection{}, fmt.Errorf("create connection: %w", err)
+	}
+	sealer, err := s.currentSealer()
+	if err != nil {
+		return Connection{}, fmt.Errorf("create connection: %w", err)
+	}
+	now := truncMS(time.Now())
+	c.ID = newID("con_")
+	c.State, c.StateReason, c.SyncCursor, c.LastError = ConnActive, "", "", ""
+	c.EraseOnRevoke = false
+	c.LastSyncAt, c.RevokeRequestedAt, c.RevokedAt = time.Time{}, time.Time{}, time.Time{}
+	c.CreatedAt, c.UpdatedAt = now, now
+	sealed, err := sealer.Encrypt(credentials, connectionAAD(c.ID))
+	if err != nil {
+		return Connection{}, fmt.Errorf("create connection: seal credentials: %w", err)
+	}
+	ledger := slices.Clone(consents)
+	for i := range ledger {
+		cn := &ledger[i]
+		if cn.TenantID == "" {
+			cn.TenantID = c.TenantID
+		}
+		if cn.SubjectID == "" {
+			cn.SubjectID = c.SubjectID
+		}
+		if cn.TenantID != c.TenantID || cn.SubjectID != c.SubjectID {
+			return Connection{}, fmt.Errorf("create connection: consent %d is not about the connection's subject", i)
+		}
+		if err := checkConsent(*cn); err != nil {
+			return Connection{}, fmt.Errorf("create connection: consent %d: %w", i, err)
+		}
+		cn.ConnectionID = c.ID
+		if cn.CreatedAt.IsZero() {
+			cn.CreatedAt = now
+		}
+	}
+	audit.TenantID, audit.TargetKind, audit.TargetID, audit.SubjectID = c.TenantID, "connection", c.ID, c.SubjectID
+	if audit.Action == "" {
+		audit.Action = "connection.create"
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.ensureSubject(ctx, tx, c.TenantID, c.SubjectID, ms(now)); err != nil {
+			return fmt.Errorf("subject: %w", err)
+		}
+		_, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO connections (id, tenant_id, subject_id, provider,
+			calendar_url, calendar_name, privacy, direction, credentials, state, keep_copies_on_revoke,
+			created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			c.ID, c.TenantID, c.SubjectID, c.Provider, c.CalendarURL, c.CalendarName, c.Privacy, c.Direction,
+			sealed, c.State, c.KeepCopiesOnRevoke, ms(now), ms(now))
+		if err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		for i := range ledger {
+			if err := s.insertConsent(ctx, tx, &ledger[i]); err != nil {
+				return fmt.Errorf("consent %d: %w", i, err)
+			}
+		}
+		if err := s.insertAudit(ctx, tx, &audit, now); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Connection{}, fmt.Errorf("create connection: %w", err)
+	}
+	return c, nil
 }
 
 // GetConnection returns ErrNotFound for an unknown id or another tenant's.
 func (s *Store) GetConnection(ctx context.Context, tenantID, id string) (Connection, error) {
-	return Connection{}, errUnimplemented
+	c, err := scanConnection(s.read.QueryRowContext(ctx,
+		s.rebind("SELECT "+connCols+" FROM connections WHERE tenant_id = ? AND id = ?"), tenantID, id))
+	if err != nil {
+		return Connection{}, fmt.Errorf("get connection: %w", notFound(err))
+	}
+	return c, nil
 }
 
 // GetConnectionByID loads a connection for a worker (no tenant scope).
 func (s *Store) GetConnectionByID(ctx context.Context, id string) (Connection, error) {
-	return Connection{}, errUnimplemented
+	c, err := scanConnection(s.read.QueryRowContext(ctx,
+		s.rebind("SELECT "+connCols+" FROM connections WHERE id = ?"), id))
+	if err != nil {
+		return Connection{}, fmt.Errorf("get connection: %w", notFound(err))
+	}
+	return c, nil
 }
 
 // ListConnections lists a tenant's connections, of one subject when
 // subjectID is not "", oldest first.
 func (s *Store) ListConnections(ctx context.Context, tenantID, subjectID string) ([]Connection, error) {
-	return nil, errUnimplemented
+	where, args := "tenant_id = ?", []any{tenantID}
+	if subjectID != "" {
+		where, args = where+" AND subject_id = ?", append(args, subjectID)
+	}
+	out, err := s.queryConnections(ctx, s.read, where, false, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list connections: %w", err)
+	}
+	return out, nil
 }
 
 // ConnectionCredentials decrypts a connection's credentials. A revoked
 // connection has none: ErrNotFound.
 func (s *Store) ConnectionCredentials(ctx context.Context, id string) ([]byte, error) {
-	return nil, errUnimplemented
+	var sealed string
+	err := s.read.QueryRowContext(ctx, s.rebind("SELECT credentials FROM connections WHERE id = ?"), id).Scan(&sealed)
+	if err != nil {
+		return nil, fmt.Errorf("connection credentials: %w", notFound(err))
+	}
+	if sealed == "" {
+		return nil, fmt.Errorf("connection credentials: %w", ErrNotFound)
+	}
+	sealer, err := s.currentSealer()
+	if err != nil {
+		return nil, fmt.Errorf("connection credentials: %w", err)
+	}
+	plain, err := sealer.Decrypt(sealed, connectionAAD(id))
+	if err != nil {
+		return nil, fmt.Errorf("connection credentials: %w", err)
+	}
+	return plain, nil
 }
 
 // UpdateConnectionCredentials replaces the sealed credentials (a rotated
 // OAuth refresh token). ErrNotActive unless active/paused/broken.
+// It may be called inside CalendarWrite's fn.
 func (s *Store) UpdateConnectionCredentials(ctx context.Context, id string, credentials []byte) error {
-	return errUnimplemented
+	sealer, err := s.currentSealer()
+	if err != nil {
+		return fmt.Errorf("update connection credentials: %w", err)
+	}
+	sealed, err := sealer.Encrypt(credentials, connectionAAD(id))
+	if err != nil {
+		return fmt.Errorf("update connection credentials: seal: %w", err)
+	}
+	res, err := s.db.ExecContext(ctx, s.rebind("UPDATE connections SET credentials = ?, updated_at = ? WHERE id = ? AND state IN "+liveStates),
+		sealed, time.Now().UnixMilli(), id)
+	if err != nil {
+		return fmt.Errorf("update connection credentials: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("update connection credentials: %w", s.whyNotLive(ctx, id))
+	}
+	return nil
+}
+
+// whyNotLive tells ErrNotFound from ErrNotActive after a conditional
+// update of a connection matched no row.
+func (s *Store) whyNotLive(ctx context.Context, id string) error {
+	var state string
+	err := s.db.QueryRowContext(ctx, s.rebind("SELECT state FROM connections WHERE id = ?"), id).Scan(&state)
+	if err != nil {
+		return notFound(err)
+	}
+	return ErrNotActive
 }
 
 // SetConnectionState moves an active/paused/broken connection to state
 // (active, paused or broken) with a reason, audited as actor. A revoking or
 // revoked connection is never moved back: ErrNotActive.
+// It may be called inside CalendarWrite's fn.
 func (s *Store) SetConnectionState(ctx context.Context, id, state, reason, actor string) (Connection, error) {
-	return Connection{}, errUnimplemented
+	if state != ConnActive && state != ConnPaused && state != ConnBroken {
+		return Connection{}, fmt.Errorf("set connection state: %q is not active, paused or broken", state)
+	}
+	if actor == "" {
+		actor = "system"
+	}
+	now := time.Now()
+	var c Connection
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// A conditional update rather than SELECT … FOR UPDATE: it must not
+		// wait for a CalendarWrite of the same connection (see there).
+		var err error
+		c, err = scanConnection(tx.QueryRowContext(ctx, s.rebind(`UPDATE connections
+			SET state = ?, state_reason = ?, updated_at = ? WHERE id = ? AND state IN `+liveStates+`
+			RETURNING `+connCols), state, reason, ms(now), id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return s.whyNotLive(ctx, id)
+		}
+		if err != nil {
+			return err
+		}
+		return s.insertAudit(ctx, tx, &AuditEntry{TenantID: c.TenantID, Actor: actor, Action: "connection.state",
+			TargetKind: "connection", TargetID: c.ID, SubjectID: c.SubjectID, Detail: "state=" + state}, now)
+	})
+	if err != nil {
+		return Connection{}, fmt.Errorf("set connection state: %w", err)
+	}
+	return c, nil
 }
 
 // Revocation says who revokes a connection and why.
@@ -163,20 +348,163 @@ type Revocation struct {
 // finish first. Revoking a revoking or revoked connection returns it
 // unchanged (idempotent).
 func (s *Store) BeginRevocation(ctx context.Context, tenantID, id string, r Revocation) (Connection, error) {
-	return Connection{}, errUnimplemented
+	release := s.fenceExclusive([]string{id})
+	defer release()
+	var c Connection
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.pgFence(ctx, tx, id, true); err != nil {
+			return err
+		}
+		var err error
+		c, err = scanConnection(tx.QueryRowContext(ctx, s.rebind(
+			"SELECT "+connCols+" FROM connections WHERE tenant_id = ? AND id = ?"+s.forUpdate()), tenantID, id))
+		if err != nil {
+			return notFound(err)
+		}
+		if c.State == ConnRevoking || c.State == ConnRevoked {
+			return nil
+		}
+		now := truncMS(time.Now())
+		c, err = scanConnection(tx.QueryRowContext(ctx, s.rebind(`UPDATE connections
+			SET state = 'revoking', state_reason = ?, revoke_requested_at = ?, updated_at = ?
+			WHERE id = ? RETURNING `+connCols), r.Reason, ms(now), ms(now), id))
+		if err != nil {
+			return err
+		}
+		granted, err := s.grantedOnConnection(ctx, tx, c)
+		if err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+		for _, purpose := range granted {
+			cn := Consent{TenantID: c.TenantID, SubjectID: c.SubjectID, Purpose: purpose, Decision: DecisionRevoked,
+				PolicyVersion: r.PolicyVersion, Actor: r.Actor, SourceIP: r.SourceIP, UserAgent: r.UserAgent,
+				ConnectionID: c.ID, CreatedAt: now}
+			if err := s.insertConsent(ctx, tx, &cn); err != nil {
+				return fmt.Errorf("ledger: %w", err)
+			}
+		}
+		return s.insertAudit(ctx, tx, &AuditEntry{TenantID: c.TenantID, Actor: r.Actor, Action: "connection.revoke",
+			TargetKind: "connection", TargetID: c.ID, SubjectID: c.SubjectID, SourceIP: r.SourceIP,
+			Detail: "purposes=" + strings.Join(granted, ",")}, now)
+	})
+	if err != nil {
+		return Connection{}, fmt.Errorf("begin revocation: %w", err)
+	}
+	return c, nil
+}
+
+// grantedOnConnection lists the purposes whose latest decision recorded on
+// the connection is granted, sorted.
+func (s *Store) grantedOnConnection(ctx context.Context, q querier, c Connection) ([]string, error) {
+	rows, err := q.QueryContext(ctx, s.rebind(`SELECT purpose, decision FROM consents
+		WHERE tenant_id = ? AND subject_id = ? AND connection_id = ? ORDER BY created_at, id`), c.TenantID, c.SubjectID, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	latest := map[string]string{}
+	for rows.Next() {
+		var purpose, decision string
+		if err := rows.Scan(&purpose, &decision); err != nil {
+			return nil, err
+		}
+		latest[purpose] = decision
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var granted []string
+	for purpose, decision := range latest {
+		if decision == DecisionGranted {
+			granted = append(granted, purpose)
+		}
+	}
+	slices.Sort(granted)
+	return granted, nil
 }
 
 // FinishRevocation ends a revoking connection: credentials, imported
 // events, links and the sync cursor are deleted and the state becomes
-// revoked (or the row is deleted when EraseOnRevoke is set). Idempotent.
+// revoked (or the row is deleted when EraseOnRevoke is set). Idempotent:
+// a revoked connection, or one already deleted, gives nil; an active,
+// paused or broken one ErrConflict.
 func (s *Store) FinishRevocation(ctx context.Context, id string, now time.Time) error {
-	return errUnimplemented
+	now = truncMS(now)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var tenantID, subjectID, state string
+		var erase bool
+		err := tx.QueryRowContext(ctx, s.rebind("SELECT tenant_id, subject_id, state, erase_on_revoke FROM connections WHERE id = ?"+s.forUpdate()), id).
+			Scan(&tenantID, &subjectID, &state, &erase)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && state == ConnRevoked) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if state != ConnRevoking {
+			return fmt.Errorf("connection is %s: %w", state, ErrConflict)
+		}
+		for _, table := range []string{"external_events", "links"} {
+			if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM "+table+" WHERE connection_id = ?"), id); err != nil {
+				return fmt.Errorf("%s: %w", table, err)
+			}
+		}
+		if erase {
+			// The subject was erased: whatever was written about this
+			// connection since then goes with it, and the trace left is
+			// not linked to the person.
+			for _, del := range []struct{ what, sql string }{
+				{"consents", "DELETE FROM consents WHERE tenant_id = ? AND subject_id = ? AND connection_id = ?"},
+				{"audit", "DELETE FROM audit WHERE tenant_id = ? AND subject_id = ? AND target_kind = 'connection' AND target_id = ?"},
+				{"connection", "DELETE FROM connections WHERE tenant_id = ? AND subject_id = ? AND id = ?"},
+			} {
+				if _, err := tx.ExecContext(ctx, s.rebind(del.sql), tenantID, subjectID, id); err != nil {
+					return fmt.Errorf("%s: %w", del.what, err)
+				}
+			}
+			return s.insertAudit(ctx, tx, &AuditEntry{TenantID: tenantID, Actor: "system", Action: "connection.revoked",
+				TargetKind: "connection", TargetID: id, Detail: "erased"}, now)
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE connections SET credentials = '', sync_cursor = '',
+			state = 'revoked', revoked_at = ?, updated_at = ? WHERE id = ?`), ms(now), ms(now), id); err != nil {
+			return err
+		}
+		return s.insertAudit(ctx, tx, &AuditEntry{TenantID: tenantID, Actor: "system", Action: "connection.revoked",
+			TargetKind: "connection", TargetID: id, SubjectID: subjectID}, now)
+	})
+	if err != nil {
+		return fmt.Errorf("finish revocation: %w", err)
+	}
+	return nil
 }
 
+// DefaultRevokingLimit is the page size RevokingConnections uses when given 0 or less.
+const DefaultRevokingLimit = 1000
+
 // RevokingConnections lists connections still revoking since before the
-// given time, so a sweeper can re-enqueue their cleanup.
+// given time, so a sweeper can re-enqueue their cleanup. Oldest first.
 func (s *Store) RevokingConnections(ctx context.Context, before time.Time, limit int) ([]string, error) {
-	return nil, errUnimplemented
+	if limit <= 0 {
+		limit = DefaultRevokingLimit
+	}
+	rows, err := s.read.QueryContext(ctx, s.rebind(`SELECT id FROM connections
+		WHERE state = 'revoking' AND revoke_requested_at < ? ORDER BY revoke_requested_at, id LIMIT ?`), ms(before), limit)
+	if err != nil {
+		return nil, fmt.Errorf("revoking connections: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("revoking connections: %w", err)
+		}
+		out = append(out, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("revoking connections: %w", err)
+	}
+	return out, nil
 }
 
 // CalendarWrite runs fn while holding the connection's write fence: fn runs
@@ -185,87 +513,132 @@ func (s *Store) RevokingConnections(ctx context.Context, before time.Time, limit
 // revocation commits. fn must be bounded in time (it holds a database lock
 // on PostgreSQL; on SQLite the fence is in-process, which matches its
 // single-node use).
+//
+// The fence is a lock of its own, not a lock on the connection row, so fn
+// may update the connection (UpdateConnectionCredentials,
+// SetConnectionState, …). fn must not call CalendarWrite or begin a
+// revocation itself: with a revocation waiting, that waits forever. An
+// unknown connection gives ErrNotFound; fn's own error is returned as is.
 func (s *Store) CalendarWrite(ctx context.Context, connectionID string, fn func(ctx context.Context) error) error {
-	return errUnimplemented
+	if s.dialect == DialectPostgres {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("calendar write: begin: %w", err)
+		}
+		defer tx.Rollback() //nolint:errcheck // no-op after Commit
+		if err := s.pgFence(ctx, tx, connectionID, false); err != nil {
+			return fmt.Errorf("calendar write: %w", err)
+		}
+		if err := s.checkActive(ctx, tx, connectionID); err != nil {
+			return fmt.Errorf("calendar write: %w", err)
+		}
+		if err := fn(ctx); err != nil {
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("calendar write: release fence: %w", err)
+		}
+		return nil
+	}
+	f := s.acquireFence(connectionID)
+	defer s.releaseFence(connectionID, f)
+	f.RLock()
+	defer f.RUnlock()
+	if err := s.checkActive(ctx, s.read, connectionID); err != nil {
+		return fmt.Errorf("calendar write: %w", err)
+	}
+	return fn(ctx)
 }
 
-// OAuthState is the server side of a Google authorization in progress,
-// keyed by the nonce carried in the signed state parameter.
-type OAuthState struct {
-	Nonce         string
-	TenantID      string
-	SubjectID     string
-	Verifier      string // PKCE verifier: sealed at rest
-	Purposes      []string
-	Privacy       string
-	Direction     string
-	PolicyVersion string
-	SourceIP      string
-	UserAgent     string
-	RedirectAfter string
-	Actor         string
-	ExpiresAt     time.Time
+func (s *Store) checkActive(ctx context.Context, q querier, id string) error {
+	var state string
+	if err := q.QueryRowContext(ctx, s.rebind("SELECT state FROM connections WHERE id = ?"), id).Scan(&state); err != nil {
+		return notFound(err)
+	}
+	if state != ConnActive {
+		return fmt.Errorf("connection is %s: %w", state, ErrNotActive)
+	}
+	return nil
 }
 
-// SaveOAuthState stores a pending authorization.
-func (s *Store) SaveOAuthState(ctx context.Context, st OAuthState) error { return errUnimplemented }
+// fenceLockClass is the first key of the PostgreSQL advisory locks that
+// fence calendar writes ("tmdc"); the second is hashtext(connection id).
+// Two-key advisory locks live apart from the one-key lock of Migrate.
+const fenceLockClass = 0x746d6463
 
-// ConsumeOAuthState returns and deletes the state (single use). Unknown,
-// already used or expired → ErrNotFound.
-func (s *Store) ConsumeOAuthState(ctx context.Context, nonce string, now time.Time) (OAuthState, error) {
-	return OAuthState{}, errUnimplemented
+// pgFence takes the connection's write fence for the rest of tx on
+// PostgreSQL: shared for a calendar write, exclusive for a revocation. An
+// advisory lock rather than a row lock (SELECT … FOR SHARE): a row lock
+// would make any update of the connection row inside fn wait for fn's own
+// transaction, and queued exclusive requests would not stop new shared
+// ones from overtaking them. Advisory lock requests queue fairly, so a
+// waiting revocation holds back writes that start after it. A hash
+// collision between two ids only makes one wait for the other.
+func (s *Store) pgFence(ctx context.Context, tx *sql.Tx, id string, exclusive bool) error {
+	if s.dialect != DialectPostgres {
+		return nil
+	}
+	fn := "pg_advisory_xact_lock_shared"
+	if exclusive {
+		fn = "pg_advisory_xact_lock"
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT "+fn+"($1, hashtext($2))", int32(fenceLockClass), id); err != nil {
+		return fmt.Errorf("fence: %w", err)
+	}
+	return nil
 }
 
-// SubjectExport is everything stored about a person (GDPR Art. 15/20).
-type SubjectExport struct {
-	Subject        Subject
-	Consents       []Consent
-	Connections    []Connection // without credentials
-	Notifications  []Notification
-	ExternalEvents []ExternalEvent
-	Audit          []AuditEntry
+// fence is SQLite's in-process write fence of one connection. refs counts
+// the goroutines holding or waiting for it, so the map entry goes away
+// when nobody does.
+type fence struct {
+	sync.RWMutex
+	refs int
 }
 
-// ExternalEvent is an event imported from a connection, at the consented
-// privacy level only (busy: times and transparency; details: + title and
-// location; full: + description). Filled by calendar sync.
-type ExternalEvent struct {
-	ConnectionID string
-	UID          string
-	Start, End   time.Time
-	AllDay       bool
-	TimeZone     string
-	Transparent  bool
-	Title        string
-	Location     string
-	Description  string
+func (s *Store) acquireFence(id string) *fence {
+	s.fenceMu.Lock()
+	defer s.fenceMu.Unlock()
+	if s.fences == nil {
+		s.fences = map[string]*fence{}
+	}
+	f := s.fences[id]
+	if f == nil {
+		f = &fence{}
+		s.fences[id] = f
+	}
+	f.refs++
+	return f
 }
 
-// ExportSubject collects a subject's records. ErrNotFound if the tenant
-// holds nothing about them.
-func (s *Store) ExportSubject(ctx context.Context, tenantID, subjectID string) (SubjectExport, error) {
-	return SubjectExport{}, errUnimplemented
+func (s *Store) releaseFence(id string, f *fence) {
+	s.fenceMu.Lock()
+	defer s.fenceMu.Unlock()
+	f.refs--
+	if f.refs == 0 {
+		delete(s.fences, id)
+	}
 }
 
-// EraseReport says what an erasure did.
-type EraseReport struct {
-	// Revoking lists the subject's connections that were put into
-	// revocation; the caller enqueues calendar:revoke for each. Their rows
-	// are deleted when the revocation finishes.
-	Revoking []string
-	Rows     int64 // personal rows deleted now
-}
-
-// EraseSubject deletes every personal row of a subject (notifications,
-// consents, the subject row, imported events, links, audit entries about
-// them) in one transaction, begins revocation of their connections (marked
-// EraseOnRevoke) and leaves a non-personal audit trace (no subject id).
-func (s *Store) EraseSubject(ctx context.Context, tenantID, subjectID, actor, sourceIP string) (EraseReport, error) {
-	return EraseReport{}, errUnimplemented
-}
-
-// RotateSecrets re-encrypts every sealed value not under the sealer's
-// current key, in batches; it reports how many values were rewritten.
-func (s *Store) RotateSecrets(ctx context.Context, progress func(done int)) (int, error) {
-	return 0, errUnimplemented
+// fenceExclusive takes the SQLite write fences of the connections (in id
+// order, so two callers cannot deadlock) and returns their release. It
+// must be called before the transaction starts: a CalendarWrite's fn may
+// need the single SQLite writer connection to finish. A no-op on
+// PostgreSQL, where pgFence takes the fence inside the transaction.
+func (s *Store) fenceExclusive(ids []string) (release func()) {
+	if s.dialect == DialectPostgres || len(ids) == 0 {
+		return func() {}
+	}
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	held := make([]*fence, len(ids))
+	for i, id := range ids {
+		held[i] = s.acquireFence(id)
+		held[i].Lock()
+	}
+	return func() {
+		for i := len(ids) - 1; i >= 0; i-- {
+			held[i].Unlock()
+			s.releaseFence(ids[i], held[i])
+		}
+	}
 }

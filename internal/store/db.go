@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,6 +34,14 @@ type Store struct {
 	// read serves plain reads. On SQLite it is a separate pool (WAL lets
 	// readers run beside the writer); on PostgreSQL it is db itself.
 	read *sql.DB
+
+	sealMu sync.RWMutex
+	sealer Sealer // set by UseSealer; nil until then
+
+	// fences are the in-process calendar write fences of SQLite, one per
+	// connection id while anyone holds or waits for it (see CalendarWrite).
+	fenceMu sync.Mutex
+	fences  map[string]*fence
 }
 
 // sqlitePragmas are applied by the driver to every pooled connection.

@@ -46,16 +46,23 @@ const sqliteBatchRows = `(SELECT id, tenant_id, created_day, channel, template, 
 // PurgeExpired deletes notifications with ExpiresAt <= now in batches of
 // batchSize until a batch comes back short; each batch is first counted into
 // delivery_stats in the same transaction. dryRun counts without deleting.
+// Expired audit entries are deleted the same way (batched, without
+// statistics), and expired OAuth states in one statement.
 //
-// Report.Batches counts every batch run, the last (short, possibly empty)
-// one included; a dry run reports the batches a real run would take.
+// Report.Batches counts every notification batch run, the last (short,
+// possibly empty) one included; a dry run reports the batches a real run
+// would take.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time, batchSize int, dryRun bool) (PurgeReport, error) {
 	if batchSize <= 0 {
 		batchSize = DefaultPurgeBatch
 	}
 	var rep PurgeReport
 	if dryRun {
-		err := s.read.QueryRowContext(ctx, s.rebind("SELECT count(*) FROM notifications WHERE expires_at <= ?"), ms(now)).Scan(&rep.Notifications)
+		err := s.read.QueryRowContext(ctx, s.rebind(`SELECT
+			(SELECT count(*) FROM notifications WHERE expires_at <= ?),
+			(SELECT count(*) FROM audit WHERE expires_at <= ?),
+			(SELECT count(*) FROM oauth_states WHERE expires_at <= ?)`), ms(now), ms(now), ms(now)).
+			Scan(&rep.Notifications, &rep.Audit, &rep.OAuthStates)
 		if err != nil {
 			return PurgeReport{}, fmt.Errorf("purge: count: %w", err)
 		}
@@ -70,9 +77,41 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time, batchSize int, 
 		rep.Batches++
 		rep.Notifications += n
 		if n < int64(batchSize) {
-			return rep, nil
+			break
 		}
 	}
+	for {
+		res, err := s.db.ExecContext(ctx, s.rebind(s.auditPurge()), ms(now), batchSize)
+		if err != nil {
+			return rep, fmt.Errorf("purge: audit: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return rep, fmt.Errorf("purge: audit: %w", err)
+		}
+		rep.Audit += n
+		if n < int64(batchSize) {
+			break
+		}
+	}
+	res, err := s.db.ExecContext(ctx, s.rebind("DELETE FROM oauth_states WHERE expires_at <= ?"), ms(now))
+	if err != nil {
+		return rep, fmt.Errorf("purge: oauth states: %w", err)
+	}
+	if rep.OAuthStates, err = res.RowsAffected(); err != nil {
+		return rep, fmt.Errorf("purge: oauth states: %w", err)
+	}
+	return rep, nil
+}
+
+// auditPurge deletes one batch of expired audit entries (arguments: now,
+// limit), by ctid on PostgreSQL for the reason given at pgPurgeBatch.
+func (s *Store) auditPurge() string {
+	if s.dialect == DialectPostgres {
+		return `DELETE FROM audit WHERE ctid = ANY(ARRAY(
+			SELECT ctid FROM audit WHERE expires_at <= ? ORDER BY expires_at LIMIT ? FOR UPDATE SKIP LOCKED))`
+	}
+	return `DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE expires_at <= ? ORDER BY expires_at, id LIMIT ?)`
 }
 
 func (s *Store) purgeBatch(ctx context.Context, now int64, limit int) (int64, error) {

@@ -25,15 +25,15 @@ type SendChecks struct {
 // gives ErrNotFound; an unknown or empty subject has no flags and no consent.
 func (s *Store) SendChecks(ctx context.Context, tenantID, subjectID, purpose string) (SendChecks, error) {
 	var c SendChecks
-	var retentionMS, created int64
-	err := s.read.QueryRowContext(ctx, s.rebind(`SELECT t.id, t.name, t.default_locale, t.notification_retention_ms, t.created_at,
+	var retentionMS, auditMS, created int64
+	err := s.read.QueryRowContext(ctx, s.rebind(`SELECT t.id, t.name, t.default_locale, t.notification_retention_ms, t.audit_retention_ms, t.created_at,
 			COALESCE(sub.restricted, FALSE), COALESCE(sub.sms_opted_out, FALSE),
 			COALESCE((SELECT c.decision FROM consents c
 				WHERE c.tenant_id = t.id AND c.subject_id = ? AND c.purpose = ?
 				ORDER BY c.created_at DESC, c.id DESC LIMIT 1), '')
 		FROM tenants t LEFT JOIN subjects sub ON sub.tenant_id = t.id AND sub.id = ?
 		WHERE t.id = ?`), subjectID, purpose, subjectID, tenantID).Scan(
-		&c.Tenant.ID, &c.Tenant.Name, &c.Tenant.DefaultLocale, &retentionMS, &created,
+		&c.Tenant.ID, &c.Tenant.Name, &c.Tenant.DefaultLocale, &retentionMS, &auditMS, &created,
 		&c.Restricted, &c.SMSOptedOut, &c.Consent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return SendChecks{}, fmt.Errorf("send checks: tenant %w", ErrNotFound)
@@ -42,6 +42,7 @@ func (s *Store) SendChecks(ctx context.Context, tenantID, subjectID, purpose str
 		return SendChecks{}, fmt.Errorf("send checks: %w", err)
 	}
 	c.Tenant.NotificationRetention = time.Duration(retentionMS) * time.Millisecond
+	c.Tenant.AuditRetention = time.Duration(auditMS) * time.Millisecond
 	c.Tenant.CreatedAt = fromMS(created)
 	return c, nil
 }

@@ -1,5 +1,6 @@
 // Package store is termind's source of truth: tenants, API keys, subjects,
-// the consent ledger and notifications, in SQLite (embedded default) or
+// the consent ledger, notifications, calendar connections and the audit
+// log, in SQLite (embedded default) or
 // PostgreSQL. Both dialects run the same SQL apart from placeholders and the
 // few statements noted where they differ.
 //
@@ -9,7 +10,10 @@
 // Where things are: db.go (Open, the two dialects, small helpers),
 // migrate.go and migrations/ (schema), tenants.go (tenants, API keys),
 // subjects.go (subjects, consent ledger), notifications.go (create, claim,
-// attempts, delivery reports), purge.go (retention and delivery_stats).
+// attempts, delivery reports), purge.go (retention and delivery_stats),
+// connections.go (connections, revocation, the calendar write fence),
+// audit.go, oauth.go (pending OAuth authorizations), subjectrights.go
+// (export, erasure), seal.go (credentials sealed at rest, key rotation).
 // Tests get a fresh store per dialect from the storetest package.
 package store
 
@@ -72,7 +76,9 @@ type Tenant struct {
 	// NotificationRetention is how long a notification is kept after its
 	// final state (default 30 days).
 	NotificationRetention time.Duration
-	CreatedAt             time.Time
+	// AuditRetention is how long an audit entry is kept (default 365 days).
+	AuditRetention time.Duration
+	CreatedAt      time.Time
 }
 
 // APIKey is a stored key: only a hash of the secret part is kept.
@@ -200,7 +206,12 @@ type DueQuery struct {
 // PurgeReport counts what a purge run did (or would do, on a dry run).
 type PurgeReport struct {
 	Notifications int64
-	Batches       int
+	// Batches counts the notification batches (see PurgeExpired).
+	Batches int
+	// Audit counts expired audit entries, OAuthStates expired pending
+	// authorizations.
+	Audit       int64
+	OAuthStates int64
 }
 
 // DeliveryStat is one anonymous daily counter.

@@ -71,21 +71,14 @@ const consentCols = "id, tenant_id, subject_id, purpose, decision, policy_versio
 // if needed) and returns it with ID and CreatedAt set. A CreatedAt given by
 // the caller is kept (truncated to milliseconds); otherwise it is now.
 func (s *Store) RecordConsent(ctx context.Context, c Consent) (Consent, error) {
-	if c.TenantID == "" || c.SubjectID == "" || c.Purpose == "" || c.Decision == "" {
-		return Consent{}, errors.New("record consent: tenant, subject, purpose and decision are required")
+	if err := checkConsent(c); err != nil {
+		return Consent{}, fmt.Errorf("record consent: %w", err)
 	}
-	c.ID = newID("cns_")
-	if c.CreatedAt.IsZero() {
-		c.CreatedAt = time.Now()
-	}
-	c.CreatedAt = truncMS(c.CreatedAt)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := s.ensureSubject(ctx, tx, c.TenantID, c.SubjectID, time.Now().UnixMilli()); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, s.rebind("INSERT INTO consents ("+consentCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-			c.ID, c.TenantID, c.SubjectID, c.Purpose, c.Decision, c.PolicyVersion, c.Actor, c.SourceIP, c.UserAgent, c.ConnectionID, ms(c.CreatedAt))
-		return err
+		return s.insertConsent(ctx, tx, &c)
 	})
 	if err != nil {
 		return Consent{}, fmt.Errorf("record consent: %w", err)
@@ -93,12 +86,44 @@ func (s *Store) RecordConsent(ctx context.Context, c Consent) (Consent, error) {
 	return c, nil
 }
 
+func checkConsent(c Consent) error {
+	if c.TenantID == "" || c.SubjectID == "" || c.Purpose == "" || c.Decision == "" {
+		return errors.New("tenant, subject, purpose and decision are required")
+	}
+	return nil
+}
+
+// insertConsent is the one place a ledger entry is written. It sets c.ID and
+// c.CreatedAt (now unless given, truncated to milliseconds); the subject row
+// must exist or be created by the caller in the same transaction.
+func (s *Store) insertConsent(ctx context.Context, e execer, c *Consent) error {
+	if err := checkConsent(*c); err != nil {
+		return err
+	}
+	c.ID = newID("cns_")
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = time.Now()
+	}
+	c.CreatedAt = truncMS(c.CreatedAt)
+	_, err := e.ExecContext(ctx, s.rebind("INSERT INTO consents ("+consentCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		c.ID, c.TenantID, c.SubjectID, c.Purpose, c.Decision, c.PolicyVersion, c.Actor, c.SourceIP, c.UserAgent, c.ConnectionID, ms(c.CreatedAt))
+	return err
+}
+
 // ListConsents returns a subject's ledger, oldest first.
 func (s *Store) ListConsents(ctx context.Context, tenantID, subjectID string) ([]Consent, error) {
-	rows, err := s.read.QueryContext(ctx, s.rebind("SELECT "+consentCols+" FROM consents WHERE tenant_id = ? AND subject_id = ? ORDER BY created_at, id"),
-		tenantID, subjectID)
+	out, err := s.queryConsents(ctx, s.read, tenantID, subjectID)
 	if err != nil {
 		return nil, fmt.Errorf("list consents: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) queryConsents(ctx context.Context, q querier, tenantID, subjectID string) ([]Consent, error) {
+	rows, err := q.QueryContext(ctx, s.rebind("SELECT "+consentCols+" FROM consents WHERE tenant_id = ? AND subject_id = ? ORDER BY created_at, id"),
+		tenantID, subjectID)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []Consent
@@ -107,15 +132,12 @@ func (s *Store) ListConsents(ctx context.Context, tenantID, subjectID string) ([
 		var created int64
 		if err := rows.Scan(&c.ID, &c.TenantID, &c.SubjectID, &c.Purpose, &c.Decision, &c.PolicyVersion,
 			&c.Actor, &c.SourceIP, &c.UserAgent, &c.ConnectionID, &created); err != nil {
-			return nil, fmt.Errorf("list consents: %w", err)
+			return nil, err
 		}
 		c.CreatedAt = fromMS(created)
 		out = append(out, c)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list consents: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // ConsentDecision is the latest decision for (subject, purpose), or "" if none.

@@ -17,20 +17,22 @@ import (
 const (
 	DefaultLocale                = "en"
 	DefaultNotificationRetention = 30 * 24 * time.Hour
+	DefaultAuditRetention        = 365 * 24 * time.Hour
 )
 
 // tokenPrefix starts every API token: "tmd_<key id>_<64 hex chars>".
 const tokenPrefix = "tmd_"
 
-const tenantCols = "id, name, default_locale, notification_retention_ms, created_at"
+const tenantCols = "id, name, default_locale, notification_retention_ms, audit_retention_ms, created_at"
 
 func scanTenant(r rowScanner) (Tenant, error) {
 	var t Tenant
-	var retention, created int64
-	if err := r.Scan(&t.ID, &t.Name, &t.DefaultLocale, &retention, &created); err != nil {
+	var retention, auditRetention, created int64
+	if err := r.Scan(&t.ID, &t.Name, &t.DefaultLocale, &retention, &auditRetention, &created); err != nil {
 		return Tenant{}, err
 	}
 	t.NotificationRetention = time.Duration(retention) * time.Millisecond
+	t.AuditRetention = time.Duration(auditRetention) * time.Millisecond
 	t.CreatedAt = fromMS(created)
 	return t, nil
 }
@@ -45,10 +47,11 @@ func (s *Store) CreateTenant(ctx context.Context, name string) (Tenant, error) {
 		Name:                  name,
 		DefaultLocale:         DefaultLocale,
 		NotificationRetention: DefaultNotificationRetention,
+		AuditRetention:        DefaultAuditRetention,
 		CreatedAt:             truncMS(time.Now()),
 	}
-	_, err := s.db.ExecContext(ctx, s.rebind("INSERT INTO tenants ("+tenantCols+") VALUES (?, ?, ?, ?, ?)"),
-		t.ID, t.Name, t.DefaultLocale, t.NotificationRetention.Milliseconds(), ms(t.CreatedAt))
+	_, err := s.db.ExecContext(ctx, s.rebind("INSERT INTO tenants ("+tenantCols+") VALUES (?, ?, ?, ?, ?, ?)"),
+		t.ID, t.Name, t.DefaultLocale, t.NotificationRetention.Milliseconds(), t.AuditRetention.Milliseconds(), ms(t.CreatedAt))
 	if err != nil {
 		return Tenant{}, fmt.Errorf("create tenant: %w", err)
 	}

@@ -1,0 +1,277 @@
+package store
+
+// Data-subject rights: export (GDPR Art. 15/20) and erasure (Art. 17).
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// SubjectExport is everything stored about a person (GDPR Art. 15/20).
+type SubjectExport struct {
+	Subject        Subject
+	Consents       []Consent
+	Connections    []Connection // without credentials
+	Notifications  []Notification
+	ExternalEvents []ExternalEvent
+	Audit          []AuditEntry
+}
+
+// ExternalEvent is an event imported from a connection, at the consented
+// privacy level only (busy: times and transparency; details: + title and
+// location; full: + description). Filled by calendar sync.
+type ExternalEvent struct {
+	ConnectionID string
+	UID          string
+	// RecurrenceID names one instance of a recurring event ("" for a
+	// single event or the series itself).
+	RecurrenceID string
+	Start, End   time.Time
+	AllDay       bool
+	TimeZone     string
+	Transparent  bool
+	Title        string
+	Location     string
+	Description  string
+	UpdatedAt    time.Time
+}
+
+// ExportSubject collects a subject's records. ErrNotFound if the tenant
+// holds nothing about them. The records are read from one snapshot.
+func (s *Store) ExportSubject(ctx context.Context, tenantID, subjectID string) (SubjectExport, error) {
+	var opts *sql.TxOptions
+	if s.dialect == DialectPostgres {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	tx, err := s.read.BeginTx(ctx, opts)
+	if err != nil {
+		return SubjectExport{}, fmt.Errorf("export subject: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	x, found, err := s.exportSubject(ctx, tx, tenantID, subjectID)
+	if err != nil {
+		return SubjectExport{}, fmt.Errorf("export subject: %w", err)
+	}
+	if !found {
+		return SubjectExport{}, fmt.Errorf("export subject: %w", ErrNotFound)
+	}
+	return x, nil
+}
+
+func (s *Store) exportSubject(ctx context.Context, tx *sql.Tx, tenantID, subjectID string) (x SubjectExport, found bool, err error) {
+	var created, updated int64
+	err = tx.QueryRowContext(ctx, s.rebind(
+		"SELECT tenant_id, id, restricted, sms_opted_out, created_at, updated_at FROM subjects WHERE tenant_id = ? AND id = ?"),
+		tenantID, subjectID).Scan(&x.Subject.TenantID, &x.Subject.ID, &x.Subject.Restricted, &x.Subject.SMSOptedOut, &created, &updated)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		x.Subject = Subject{TenantID: tenantID, ID: subjectID}
+	case err != nil:
+		return x, false, fmt.Errorf("subject: %w", err)
+	default:
+		found = true
+		x.Subject.CreatedAt, x.Subject.UpdatedAt = fromMS(created), fromMS(updated)
+	}
+	if x.Consents, err = s.queryConsents(ctx, tx, tenantID, subjectID); err != nil {
+		return x, false, fmt.Errorf("consents: %w", err)
+	}
+	if x.Connections, err = s.queryConnections(ctx, tx, "tenant_id = ? AND subject_id = ?", false, tenantID, subjectID); err != nil {
+		return x, false, fmt.Errorf("connections: %w", err)
+	}
+	if x.Notifications, err = s.queryNotifications(ctx, tx, tenantID, subjectID); err != nil {
+		return x, false, fmt.Errorf("notifications: %w", err)
+	}
+	if x.ExternalEvents, err = s.queryExternalEvents(ctx, tx, tenantID, subjectID); err != nil {
+		return x, false, fmt.Errorf("external events: %w", err)
+	}
+	if x.Audit, err = s.queryAudit(ctx, tx, tenantID, subjectID); err != nil {
+		return x, false, fmt.Errorf("audit: %w", err)
+	}
+	found = found || len(x.Consents) > 0 || len(x.Connections) > 0 || len(x.Notifications) > 0 ||
+		len(x.ExternalEvents) > 0 || len(x.Audit) > 0
+	return x, found, nil
+}
+
+func (s *Store) queryNotifications(ctx context.Context, q querier, tenantID, subjectID string) ([]Notification, error) {
+	rows, err := q.QueryContext(ctx, s.rebind("SELECT "+notificationCols+
+		" FROM notifications WHERE tenant_id = ? AND subject_id = ? ORDER BY created_at, id"), tenantID, subjectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Notification
+	for rows.Next() {
+		n, err := scanNotification(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) queryExternalEvents(ctx context.Context, q querier, tenantID, subjectID string) ([]ExternalEvent, error) {
+	rows, err := q.QueryContext(ctx, s.rebind(`SELECT e.connection_id, e.uid, e.recurrence_id, e.start_at, e.end_at,
+			e.all_day, e.time_zone, e.transparent, e.title, e.location, e.description, e.updated_at
+		FROM external_events e JOIN connections c ON c.id = e.connection_id
+		WHERE c.tenant_id = ? AND c.subject_id = ?
+		ORDER BY e.start_at, e.connection_id, e.uid, e.recurrence_id`), tenantID, subjectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ExternalEvent
+	for rows.Next() {
+		var e ExternalEvent
+		var start, end, updated int64
+		if err := rows.Scan(&e.ConnectionID, &e.UID, &e.RecurrenceID, &start, &end, &e.AllDay, &e.TimeZone,
+			&e.Transparent, &e.Title, &e.Location, &e.Description, &updated); err != nil {
+			return nil, err
+		}
+		e.Start, e.End, e.UpdatedAt = fromMS(start), fromMS(end), fromMS(updated)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// EraseReport says what an erasure did.
+type EraseReport struct {
+	// Revoking lists the subject's connections that were put into
+	// revocation; the caller enqueues calendar:revoke for each. Their rows
+	// are deleted when the revocation finishes.
+	Revoking []string
+	Rows     int64 // personal rows deleted now
+}
+
+// errFenceMoved: a connection of the subject appeared between taking the
+// write fences and the erasure transaction; EraseSubject tries again.
+var errFenceMoved = errors.New("connections changed while fencing")
+
+// EraseSubject deletes every personal row of a subject (notifications,
+// consents, the subject row, imported events, links, audit entries about
+// them) in one transaction, begins revocation of their connections (marked
+// EraseOnRevoke) and leaves a non-personal audit trace (no subject id).
+//
+// Details: connections not yet revoking become revoking (after calendar
+// writes in flight finish, as in BeginRevocation); revoking ones are
+// marked EraseOnRevoke; both are listed in Revoking. The links of those
+// connections stay until FinishRevocation deletes them with the row: the
+// revocation needs them to remove our copies from the calendar. Connections
+// already revoked are deleted now, and so are pending OAuth states of the
+// subject. The trace is one "subject.erase" entry whose Detail counts rows
+// and connections. Erasing a subject the tenant holds nothing about is not
+// an error (the request is still audited); an unknown tenant is ErrNotFound.
+func (s *Store) EraseSubject(ctx context.Context, tenantID, subjectID, actor, sourceIP string) (EraseReport, error) {
+	for attempt := 0; ; attempt++ {
+		live, err := s.liveConnectionIDs(ctx, s.read, tenantID, subjectID)
+		if err != nil {
+			return EraseReport{}, fmt.Errorf("erase subject: %w", err)
+		}
+		release := s.fenceExclusive(live)
+		var rep EraseReport
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			rep, err = s.eraseSubject(ctx, tx, tenantID, subjectID, actor, sourceIP, live)
+			return err
+		})
+		release()
+		if errors.Is(err, errFenceMoved) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return EraseReport{}, fmt.Errorf("erase subject: %w", err)
+		}
+		return rep, nil
+	}
+}
+
+func (s *Store) liveConnectionIDs(ctx context.Context, q querier, tenantID, subjectID string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, s.rebind("SELECT id FROM connections WHERE tenant_id = ? AND subject_id = ? AND state IN "+liveStates+" ORDER BY id"),
+		tenantID, subjectID)
+	if err != nil {
+		return nil, fmt.Errorf("connections: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("connections: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// eraseSubject is EraseSubject's transaction; fenced lists the live
+// connections whose write fences the caller holds (SQLite) or that it
+// takes here (PostgreSQL).
+func (s *Store) eraseSubject(ctx context.Context, tx *sql.Tx, tenantID, subjectID, actor, sourceIP string, fenced []string) (EraseReport, error) {
+	var rep EraseReport
+	for _, id := range fenced {
+		if err := s.pgFence(ctx, tx, id, true); err != nil {
+			return rep, err
+		}
+	}
+	now := truncMS(time.Now())
+	conns, err := s.queryConnections(ctx, tx, "tenant_id = ? AND subject_id = ?", true, tenantID, subjectID)
+	if err != nil {
+		return rep, fmt.Errorf("connections: %w", err)
+	}
+	var revokedGone int64
+	for _, c := range conns {
+		switch c.State {
+		case ConnActive, ConnPaused, ConnBroken:
+			if !slices.Contains(fenced, c.ID) {
+				return rep, errFenceMoved
+			}
+			rep.Revoking = append(rep.Revoking, c.ID)
+		case ConnRevoking:
+			rep.Revoking = append(rep.Revoking, c.ID)
+		case ConnRevoked:
+			revokedGone++
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE connections
+		SET state = 'revoking', state_reason = ?, revoke_requested_at = ?, updated_at = ?, erase_on_revoke = TRUE
+		WHERE tenant_id = ? AND subject_id = ? AND state IN `+liveStates), ReasonErasure, ms(now), ms(now), tenantID, subjectID); err != nil {
+		return rep, fmt.Errorf("revoke connections: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE connections SET erase_on_revoke = TRUE, updated_at = ?
+		WHERE tenant_id = ? AND subject_id = ? AND state = 'revoking'`), ms(now), tenantID, subjectID); err != nil {
+		return rep, fmt.Errorf("revoke connections: %w", err)
+	}
+	ofSubject := "(SELECT id FROM connections WHERE tenant_id = ? AND subject_id = ?)"
+	ofRevoked := "(SELECT id FROM connections WHERE tenant_id = ? AND subject_id = ? AND state = 'revoked')"
+	deletes := []struct{ what, sql string }{
+		{"external events", "DELETE FROM external_events WHERE connection_id IN " + ofSubject},
+		{"links", "DELETE FROM links WHERE connection_id IN " + ofRevoked},
+		{"connections", "DELETE FROM connections WHERE tenant_id = ? AND subject_id = ? AND state = 'revoked'"},
+		{"notifications", "DELETE FROM notifications WHERE tenant_id = ? AND subject_id = ?"},
+		{"consents", "DELETE FROM consents WHERE tenant_id = ? AND subject_id = ?"},
+		{"oauth states", "DELETE FROM oauth_states WHERE tenant_id = ? AND subject_id = ?"},
+		{"audit", "DELETE FROM audit WHERE tenant_id = ? AND subject_id = ?"},
+		{"subject", "DELETE FROM subjects WHERE tenant_id = ? AND id = ?"},
+	}
+	for _, d := range deletes {
+		res, err := tx.ExecContext(ctx, s.rebind(d.sql), tenantID, subjectID)
+		if err != nil {
+			return rep, fmt.Errorf("%s: %w", d.what, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return rep, fmt.Errorf("%s: %w", d.what, err)
+		}
+		rep.Rows += n
+	}
+	trace := AuditEntry{TenantID: tenantID, Actor: actor, Action: "subject.erase", TargetKind: "subject",
+		SourceIP: sourceIP, Detail: fmt.Sprintf("rows=%d connections=%d", rep.Rows, int64(len(rep.Revoking))+revokedGone)}
+	if err := s.insertAudit(ctx, tx, &trace, now); err != nil {
+		return rep, fmt.Errorf("audit: %w", err)
+	}
+	return rep, nil
+}

@@ -26,8 +26,20 @@
 //
 // Their Error text is safe to show to the API client.
 //
+// Client reads and writes events in a connected calendar: conditional
+// PutEvent and DeleteEvent (If-Match / If-None-Match), and OurCopies and
+// RemoveOurCopies for the events termind wrote. termind's copies carry
+// MarkerProperty (X-TERMIND-APPOINTMENT: <appointment id>), the UID
+// EventUID and the resource name EventName; the user's own events are
+// never listed or removed as ours. Besides the kinds above its errors can
+// be:
+//
+//	ErrPreconditionFailed   412: the event exists, or changed since its ETag was read
+//	ErrRefused              another 4xx: malformed or refused event
+//
 // Files: httpclient.go (SSRF-safe client and CheckAddr), connect.go
-// (discovery and MKCALENDAR), xml.go (the WebDAV bodies written and read
-// here), errors.go (error kinds and classification). The caldavtest
-// package runs a real Radicale for tests.
+// (discovery and MKCALENDAR), events.go (Client: events and our marker),
+// xml.go (the WebDAV bodies written and read here), errors.go (error kinds
+// and classification). The caldavtest package runs a real Radicale for
+// tests.
 package caldav

@@ -18,6 +18,17 @@ const calendarPropfind = `<?xml version="1.0" encoding="utf-8"?>
 	`<D:displayname/><D:sync-token/><CS:getctag/><D:supported-report-set/>` +
 	`</D:prop></D:propfind>`
 
+// ourCopiesQuery asks for the events that carry our marker, with their
+// ETag and, where the server supports partial retrieval, only the
+// properties needed to recognise them (RFC 4791 9.6, 9.7.2).
+const ourCopiesQuery = `<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/>` +
+	`<C:calendar-data><C:comp name="VCALENDAR"><C:prop name="VERSION"/><C:comp name="VEVENT">` +
+	`<C:prop name="UID"/><C:prop name="` + MarkerProperty + `"/></C:comp></C:comp></C:calendar-data>` +
+	`</D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">` +
+	`<C:prop-filter name="` + MarkerProperty + `"/>` +
+	`</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>`
+
 // mkcalendarBody asks for a calendar that holds events only, named name.
 func mkcalendarBody(name string) string {
 	var escaped bytes.Buffer
@@ -53,6 +64,8 @@ type davProp struct {
 	DisplayName          string   `xml:"DAV: displayname"`
 	SyncToken            string   `xml:"DAV: sync-token"`
 	CTag                 string   `xml:"http://calendarserver.org/ns/ getctag"`
+	GetETag              string   `xml:"DAV: getetag"`
+	CalendarData         string   `xml:"urn:ietf:params:xml:ns:caldav calendar-data"`
 	SupportedReportSet   *struct {
 		Reports []struct {
 			Report struct {
@@ -89,6 +102,12 @@ func (r davResponse) props() davProp {
 		}
 		if q.CTag != "" {
 			p.CTag = q.CTag
+		}
+		if q.GetETag != "" {
+			p.GetETag = q.GetETag
+		}
+		if q.CalendarData != "" {
+			p.CalendarData = q.CalendarData
 		}
 		if q.SupportedReportSet != nil {
 			p.SupportedReportSet = q.SupportedReportSet

@@ -1,7 +1,10 @@
 // Package api is termind's HTTP interface: booking systems enqueue
-// notifications and record consent decisions, operators restrict subjects,
-// and Twilio reports deliveries. Input is validated completely before
-// anything is stored or enqueued; every refusal names the field and the rule.
+// notifications, record consent decisions and connect their customers'
+// calendars; operators restrict, export and erase subjects and revoke
+// connections; Twilio reports deliveries and Google sends the browser back
+// from its consent screen. Input is validated completely before anything is
+// stored or enqueued; every refusal names the field and the rule. Every
+// change to consent, connections or subjects leaves an audit entry.
 //
 // Where things are:
 //
@@ -12,6 +15,11 @@
 //	validate.go       notification rules and the idempotency hash
 //	notifications.go  create, batch, show, cancel
 //	consents.go       consent ledger and subject restriction
+//	audit.go          audit entries and the source address they record
+//	calendar.go       calendar consent: which purposes a connection needs
+//	connections.go    CalDAV connect, list, show, revoke
+//	google.go         Google authorization and its OAuth callback
+//	subjects.go       data-subject rights: export and erasure
 //	twilio.go         Twilio delivery callbacks
 //	health.go         liveness and readiness
 package api
@@ -24,6 +32,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/termind/termind/connectors/caldav"
+	"github.com/termind/termind/connectors/google"
 	"github.com/termind/termind/internal/store"
 )
 
@@ -37,6 +47,10 @@ type Config struct {
 	TwilioAuthToken string
 	// MaxBatch caps the items of one batch request (default 1000).
 	MaxBatch int
+	// OAuthStateKey signs the state parameter of Google authorizations
+	// (HMAC-SHA256, at least google.MinStateKeyLen = 32 bytes). Shorter or
+	// empty: the Google routes answer 503 not_configured.
+	OAuthStateKey []byte
 }
 
 // Store is the part of *store.Store the API uses.
@@ -52,6 +66,16 @@ type Store interface {
 	GetSubject(ctx context.Context, tenantID, subjectID string) (store.Subject, error)
 	UpdateDeliveryStatus(ctx context.Context, providerID, status, reason string, now time.Time) (store.Notification, error)
 	SetSMSOptedOut(ctx context.Context, tenantID, subjectID string) error
+
+	Audit(ctx context.Context, e store.AuditEntry) (store.AuditEntry, error)
+	CreateConnection(ctx context.Context, c store.Connection, credentials []byte, consents []store.Consent, audit store.AuditEntry) (store.Connection, error)
+	GetConnection(ctx context.Context, tenantID, id string) (store.Connection, error)
+	ListConnections(ctx context.Context, tenantID, subjectID string) ([]store.Connection, error)
+	BeginRevocation(ctx context.Context, tenantID, id string, r store.Revocation) (store.Connection, error)
+	SaveOAuthState(ctx context.Context, st store.OAuthState) error
+	ConsumeOAuthState(ctx context.Context, nonce string, now time.Time) (store.OAuthState, error)
+	ExportSubject(ctx context.Context, tenantID, subjectID string) (store.SubjectExport, error)
+	EraseSubject(ctx context.Context, tenantID, subjectID, actor, sourceIP string) (store.EraseReport, error)
 }
 
 // Renderer checks that a notification can be rendered: the template and
@@ -61,10 +85,26 @@ type Renderer interface {
 	Check(tenantID, channel, name string, locales []string, data map[string]any) error
 }
 
-// Enqueuer hands a stored notification to the queue. The task carries ids
+// Enqueuer hands stored work to the queue: a notification to send, or the
+// cleanup of a connection whose revocation has committed. Tasks carry ids
 // only.
 type Enqueuer interface {
 	EnqueueNotification(ctx context.Context, id string, attempt int, at time.Time) error
+	EnqueueRevoke(ctx context.Context, connectionID string) error
+}
+
+// CalDAVConnector checks a CalDAV URL and credentials against the server
+// and returns the calendar to sync with (see caldav.Connect). Its errors are
+// *caldav.Error values. NewCalDAVConnector builds one on an HTTP client.
+type CalDAVConnector interface {
+	Connect(ctx context.Context, p caldav.ConnectParams) (caldav.Calendar, error)
+}
+
+// GoogleOAuth is the part of *google.OAuth the API uses: the consent
+// screen's URL and the code exchange of the callback.
+type GoogleOAuth interface {
+	AuthCodeURL(state, verifier string, scopes []string) string
+	Exchange(ctx context.Context, code, verifier string) (google.Token, error)
 }
 
 // Deps are the collaborators of the API.
@@ -72,8 +112,14 @@ type Deps struct {
 	Store    Store
 	Renderer Renderer
 	Queue    Enqueuer
-	Logger   *slog.Logger     // nil: discard
-	Now      func() time.Time // nil: time.Now
+	// CalDAV connects CalDAV calendars. nil: POST /v1/connections/caldav
+	// answers 503 not_configured.
+	CalDAV CalDAVConnector
+	// Google runs the OAuth flow of Google calendars. nil: the Google
+	// routes answer 503 not_configured.
+	Google GoogleOAuth
+	Logger *slog.Logger     // nil: discard
+	Now    func() time.Time // nil: time.Now
 	// Ready reports whether the process can serve (store and queue
 	// reachable). nil: always ready. Its error text is not shown to clients.
 	Ready func(ctx context.Context) error
@@ -87,6 +133,8 @@ type server struct {
 	store    Store
 	renderer Renderer
 	queue    Enqueuer
+	caldav   CalDAVConnector
+	google   GoogleOAuth
 	log      *slog.Logger
 	now      func() time.Time
 	ready    func(ctx context.Context) error
@@ -103,6 +151,8 @@ func New(cfg Config, d Deps) http.Handler {
 		store:    d.Store,
 		renderer: d.Renderer,
 		queue:    d.Queue,
+		caldav:   d.CalDAV,
+		google:   d.Google,
 		log:      d.Logger,
 		now:      d.Now,
 		ready:    d.Ready,
@@ -126,6 +176,14 @@ func New(cfg Config, d Deps) http.Handler {
 	mux.HandleFunc("GET /v1/subjects/{id}/consents", s.auth(store.RoleIngest, s.listConsents))
 	mux.HandleFunc("POST /v1/subjects/{id}/restrict", s.auth(store.RoleAdmin, s.restrictSubject(true)))
 	mux.HandleFunc("POST /v1/subjects/{id}/unrestrict", s.auth(store.RoleAdmin, s.restrictSubject(false)))
+	mux.HandleFunc("POST /v1/connections/caldav", s.auth(store.RoleIngest, s.connectCalDAV))
+	mux.HandleFunc("POST /v1/connections/google/authorize", s.auth(store.RoleIngest, s.authorizeGoogle))
+	mux.HandleFunc("GET /oauth/google/callback", s.googleCallback)
+	mux.HandleFunc("GET /v1/connections", s.auth(store.RoleIngest, s.listConnections))
+	mux.HandleFunc("GET /v1/connections/{id}", s.auth(store.RoleIngest, s.getConnection))
+	mux.HandleFunc("POST /v1/connections/{id}/revoke", s.auth(store.RoleIngest, s.revokeConnection))
+	mux.HandleFunc("GET /v1/subjects/{id}/export", s.auth(store.RoleAdmin, s.exportSubject))
+	mux.HandleFunc("DELETE /v1/subjects/{id}", s.auth(store.RoleAdmin, s.eraseSubject))
 	mux.HandleFunc("POST /webhooks/twilio/status", s.twilioStatus)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)

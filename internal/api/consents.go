@@ -121,7 +121,7 @@ func (s *server) recordConsent(w http.ResponseWriter, r *http.Request, key store
 		Purpose:       req.Purpose,
 		Decision:      req.Decision,
 		PolicyVersion: req.PolicyVersion,
-		Actor:         "api_key:" + key.ID,
+		Actor:         actorOf(key),
 		SourceIP:      req.Source.IP,
 		UserAgent:     req.Source.UserAgent,
 		ConnectionID:  req.ConnectionID,
@@ -130,7 +130,32 @@ func (s *server) recordConsent(w http.ResponseWriter, r *http.Request, key store
 		s.internalError(w, r, "record consent", err)
 		return
 	}
+	// The decision is committed; a failed audit write is a 500 so that the
+	// client retries. A repeated decision is harmless: the latest one is
+	// the state.
+	if err := s.audit(r.Context(), consentAudit(c, sourceIP(req.Source.IP, r))); err != nil {
+		s.internalError(w, r, "audit consent", err)
+		return
+	}
 	writeJSON(w, http.StatusCreated, viewConsent(c))
+}
+
+// consentAudit is the audit entry of one ledger decision.
+func consentAudit(c store.Consent, ip string) store.AuditEntry {
+	e := store.AuditEntry{
+		TenantID:   c.TenantID,
+		Actor:      c.Actor,
+		Action:     auditConsentPrefix + c.Decision,
+		TargetKind: targetSubject,
+		TargetID:   c.SubjectID,
+		SubjectID:  c.SubjectID,
+		SourceIP:   ip,
+		Detail:     "purpose=" + c.Purpose,
+	}
+	if c.ConnectionID != "" {
+		e.Detail += " connection_id=" + c.ConnectionID
+	}
+	return e
 }
 
 type consentList struct {
@@ -171,6 +196,23 @@ func (s *server) restrictSubject(restricted bool) authedHandler {
 		}
 		if err := s.store.SetSubjectRestricted(r.Context(), key.TenantID, subjectID, restricted); err != nil {
 			s.internalError(w, r, "set restriction", err)
+			return
+		}
+		action := auditSubjectUnrestrict
+		if restricted {
+			action = auditSubjectRestrict
+		}
+		err := s.audit(r.Context(), store.AuditEntry{
+			TenantID:   key.TenantID,
+			Actor:      actorOf(key),
+			Action:     action,
+			TargetKind: targetSubject,
+			TargetID:   subjectID,
+			SubjectID:  subjectID,
+			SourceIP:   sourceIP("", r),
+		})
+		if err != nil {
+			s.internalError(w, r, "audit restriction", err)
 			return
 		}
 		sub, err := s.store.GetSubject(r.Context(), key.TenantID, subjectID)

@@ -20,6 +20,14 @@ const (
 	codeIdempotencyReused = "idempotency_key_reused"
 	codeNotCancellable    = "not_cancellable"
 	codeInternal          = "internal"
+	// codeNotConfigured: the route needs a dependency (CalDAV client,
+	// Google OAuth client, state key) that this deployment lacks.
+	codeNotConfigured = "not_configured"
+	// codeUpstreamUnreachable: the user's calendar server did not answer.
+	codeUpstreamUnreachable = "upstream_unreachable"
+	// codeInvalidState: the OAuth callback's state is malformed, tampered
+	// with, expired, unknown or already used.
+	codeInvalidState = "invalid_state"
 )
 
 // apiError is a refusal with everything the error envelope needs.
@@ -73,6 +81,10 @@ func invalidField(field, message string) *apiError {
 
 func notFound(message string) *apiError {
 	return &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: message}
+}
+
+func notConfigured(what string) *apiError {
+	return &apiError{Status: http.StatusServiceUnavailable, Code: codeNotConfigured, Message: what + " is not configured on this server"}
 }
 
 var errInternal = &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error; try again later"}

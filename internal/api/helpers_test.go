@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/termind/termind/internal/secrets"
 	"github.com/termind/termind/internal/store"
 	"github.com/termind/termind/internal/store/storetest"
 )
@@ -37,6 +39,7 @@ type envOption func(*Config, *Deps)
 func newEnv(t *testing.T, dialect string, opts ...envOption) *testEnv {
 	t.Helper()
 	s := storetest.New(t, dialect)
+	s.UseSealer(newKeyring(t))
 	tenant, token := storetest.NewTenant(t, s)
 	e := &testEnv{
 		t:       t,
@@ -227,7 +230,30 @@ func with(m map[string]any, key string, value any) map[string]any {
 type recordingQueue struct {
 	mu      sync.Mutex
 	tasks   []enqueued
+	revokes []string // connection ids, in order
 	failing bool
+}
+
+func (q *recordingQueue) EnqueueRevoke(ctx context.Context, connectionID string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.failing {
+		return context.DeadlineExceeded
+	}
+	q.revokes = append(q.revokes, connectionID)
+	return nil
+}
+
+func (q *recordingQueue) revoked() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]string(nil), q.revokes...)
+}
+
+func (q *recordingQueue) setFailing(on bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.failing = on
 }
 
 type enqueued struct {
@@ -299,4 +325,103 @@ func forEachDialect(t *testing.T, fn func(t *testing.T, dialect string)) {
 			fn(t, d)
 		})
 	}
+}
+
+// newKeyring returns a keyring with a fresh random key, for the store to
+// seal credentials with.
+func newKeyring(t *testing.T) *secrets.Keyring {
+	t.Helper()
+	key := make([]byte, secrets.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	k, err := secrets.NewKeyring(key)
+	if err != nil {
+		t.Fatalf("keyring: %v", err)
+	}
+	return k
+}
+
+// personalTables are the tables a refused connection or consent request
+// must leave untouched.
+var personalTables = []string{"connections", "consents", "audit", "oauth_states"}
+
+// counts returns the row count of each of personalTables.
+func (e *testEnv) counts() map[string]int {
+	e.t.Helper()
+	out := make(map[string]int, len(personalTables))
+	for _, table := range personalTables {
+		out[table] = e.countRows(table)
+	}
+	return out
+}
+
+// wantCounts fails unless the tables hold exactly the rows in want.
+func (e *testEnv) wantCounts(t *testing.T, want map[string]int) {
+	t.Helper()
+	got := e.counts()
+	for _, table := range personalTables {
+		if got[table] != want[table] {
+			t.Errorf("%s holds %d rows, want %d", table, got[table], want[table])
+		}
+	}
+}
+
+// wantNothingStored fails if any of personalTables holds a row.
+func (e *testEnv) wantNothingStored(t *testing.T) {
+	t.Helper()
+	e.wantCounts(t, map[string]int{})
+}
+
+// auditActions lists the actions of the tenant's audit entries about
+// subjectID ("" = all), oldest first.
+func (e *testEnv) auditActions(subjectID string) []string {
+	e.t.Helper()
+	entries, err := e.store.ListAudit(e.ctx(), e.tenant.ID, subjectID)
+	if err != nil {
+		e.t.Fatalf("list audit: %v", err)
+	}
+	out := make([]string, 0, len(entries))
+	for _, a := range entries {
+		out = append(out, a.Action)
+	}
+	return out
+}
+
+// findAudit returns the newest entry with the action, failing if none.
+func (e *testEnv) findAudit(subjectID, action string) store.AuditEntry {
+	e.t.Helper()
+	entries, err := e.store.ListAudit(e.ctx(), e.tenant.ID, subjectID)
+	if err != nil {
+		e.t.Fatalf("list audit: %v", err)
+	}
+	for i := len(entries) - 1; i >= 0; i-- {
+		if entries[i].Action == action {
+			return entries[i]
+		}
+	}
+	e.t.Fatalf("no audit entry %q among %v", action, e.auditActions(subjectID))
+	return store.AuditEntry{}
+}
+
+// seedConnection stores an active connection directly, as a successful
+// connect would, with a granted decision per purpose.
+func (e *testEnv) seedConnection(subjectID, provider string, purposes ...string) store.Connection {
+	e.t.Helper()
+	consents := make([]store.Consent, 0, len(purposes))
+	for _, p := range purposes {
+		consents = append(consents, store.Consent{Purpose: p, Decision: store.DecisionGranted, PolicyVersion: "2025-01", Actor: "cli"})
+	}
+	c, err := e.store.CreateConnection(e.ctx(), store.Connection{
+		TenantID:    e.tenant.ID,
+		SubjectID:   subjectID,
+		Provider:    provider,
+		CalendarURL: "https://dav.example.com/" + subjectID + "/work/",
+		Privacy:     store.PrivacyBusy,
+		Direction:   store.DirectionBoth,
+	}, []byte(`{"username":"u","password":"seeded-password"}`), consents, store.AuditEntry{Actor: "cli"})
+	if err != nil {
+		e.t.Fatalf("seed connection: %v", err)
+	}
+	return c
 }

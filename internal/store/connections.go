@@ -281,16 +281,16 @@ func (s *Store) UpdateConnectionCredentials(ctx context.Context, id string, cred
 		return fmt.Errorf("update connection credentials: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return fmt.Errorf("update connection credentials: %w", s.whyNotLive(ctx, id))
+		return fmt.Errorf("update connection credentials: %w", s.whyNotLive(ctx, s.db, id))
 	}
 	return nil
 }
 
 // whyNotLive tells ErrNotFound from ErrNotActive after a conditional
 // update of a connection matched no row.
-func (s *Store) whyNotLive(ctx context.Context, id string) error {
+func (s *Store) whyNotLive(ctx context.Context, q querier, id string) error {
 	var state string
-	err := s.db.QueryRowContext(ctx, s.rebind("SELECT state FROM connections WHERE id = ?"), id).Scan(&state)
+	err := q.QueryRowContext(ctx, s.rebind("SELECT state FROM connections WHERE id = ?"), id).Scan(&state)
 	if err != nil {
 		return notFound(err)
 	}
@@ -318,7 +318,7 @@ func (s *Store) SetConnectionState(ctx context.Context, id, state, reason, actor
 			SET state = ?, state_reason = ?, updated_at = ? WHERE id = ? AND state IN `+liveStates+`
 			RETURNING `+connCols), state, reason, ms(now), id))
 		if errors.Is(err, sql.ErrNoRows) {
-			return s.whyNotLive(ctx, id)
+			return s.whyNotLive(ctx, tx, id)
 		}
 		if err != nil {
 			return err

@@ -139,6 +139,9 @@ func TestConnectCalDAV(t *testing.T) {
 		if n := e.countRows("connections"); n != 3 {
 			t.Errorf("%d connections stored, want 3", n)
 		}
+		if logs := e.logs.String(); strings.Contains(logs, "secret") || strings.Contains(logs, "127.0.0.1") {
+			t.Errorf("the log holds a password or an address: %s", logs)
+		}
 	})
 }
 
@@ -245,6 +248,11 @@ func TestConnectCalDAVRefusals(t *testing.T) {
 				}
 				e.wantNothingStored(t)
 			})
+		}
+		for _, e := range []*testEnv{private, public} {
+			if logs := e.logs.String(); strings.Contains(logs, "secret") || strings.Contains(logs, "169.254") {
+				t.Errorf("the log holds a password or an address: %s", logs)
+			}
 		}
 		if n := hits.Load(); n != 0 {
 			t.Errorf("a refused address received %d requests", n)

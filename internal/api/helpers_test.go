@@ -416,7 +416,7 @@ func (e *testEnv) seedConnection(subjectID, provider string, purposes ...string)
 		TenantID:    e.tenant.ID,
 		SubjectID:   subjectID,
 		Provider:    provider,
-		CalendarURL: "https://dav.example.com/" + subjectID + "/work/",
+		CalendarURL: "https://dav.example.com/" + subjectID + "/calendar/",
 		Privacy:     store.PrivacyBusy,
 		Direction:   store.DirectionBoth,
 	}, []byte(`{"username":"u","password":"seeded-password"}`), consents, store.AuditEntry{Actor: "cli"})

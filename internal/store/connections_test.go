@@ -876,3 +876,282 @@ func mustAudit(t *testing.T, s *store.Store, tenantID string) []store.AuditEntry
 	}
 	return out
 }
+
+// setUpPerson stores one of everything about a subject: consents, a
+// restriction, notifications, an active connection with imported events
+// and links, a revoked and a revoking connection, audit entries and a
+// pending OAuth state.
+func setUpPerson(t *testing.T, s *store.Store, tenantID, subject, recipient string) (active, revoked, revoking store.Connection) {
+	t.Helper()
+	ctx := testCtx(t)
+	if _, err := s.RecordConsent(ctx, store.Consent{TenantID: tenantID, SubjectID: subject, Purpose: store.ConsentNotifySMS,
+		Decision: store.DecisionGranted, Actor: "api_key:k1", SourceIP: "203.0.113.7"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSubjectRestricted(ctx, tenantID, subject, true); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		n := item(tenantID, fmt.Sprintf("%s-%d", subject, i), time.Now())
+		n.SubjectID, n.Recipient = subject, recipient
+		create(t, s, n)
+	}
+	active = newConn(t, s, tenantID, subject, "pw-"+subject, store.ConsentCalendarReadBusy, store.ConsentCalendarWrite)
+	addEvent(t, s, active.ID, "ev-"+subject, time.Now())
+	addLink(t, s, active.ID, "apt-"+subject)
+	revoked = newConn(t, s, tenantID, subject, "pw2-"+subject, store.ConsentCalendarReadBusy)
+	revoking = newConn(t, s, tenantID, subject, "pw3-"+subject, store.ConsentCalendarReadBusy)
+	addEvent(t, s, revoking.ID, "ev3-"+subject, time.Now())
+	for _, c := range []store.Connection{revoked, revoking} {
+		if _, err := s.BeginRevocation(ctx, tenantID, c.ID, store.Revocation{Actor: "cli", Reason: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.FinishRevocation(ctx, revoked.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Audit(ctx, store.AuditEntry{TenantID: tenantID, Actor: "cli", Action: "subject.export",
+		TargetKind: "subject", TargetID: subject, SubjectID: subject}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveOAuthState(ctx, store.OAuthState{Nonce: "nonce-" + subject, TenantID: tenantID, SubjectID: subject,
+		Verifier: "v", SourceIP: "203.0.113.7", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	return active, revoked, revoking
+}
+
+var personalTables = []string{"subjects", "consents", "notifications", "connections", "external_events", "links", "audit", "oauth_states"}
+
+func TestExportSubject(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := testCtx(t)
+		tn, _ := storetest.NewTenant(t, s)
+		other, _ := storetest.NewTenant(t, s)
+		s.UseSealer(keyring(t, "k1"))
+		active, revoked, revoking := setUpPerson(t, s, tn.ID, "subj-anna", "anna@example.org")
+		setUpPerson(t, s, tn.ID, "subj-ben", "ben@example.org")
+
+		x, err := s.ExportSubject(ctx, tn.ID, "subj-anna")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.Subject.ID != "subj-anna" || x.Subject.TenantID != tn.ID || !x.Subject.Restricted || x.Subject.CreatedAt.IsZero() {
+			t.Errorf("Subject = %+v", x.Subject)
+		}
+		ledger, _ := s.ListConsents(ctx, tn.ID, "subj-anna")
+		if len(x.Consents) != len(ledger) || len(ledger) < 4 {
+			t.Errorf("Consents: %d exported, %d in the ledger", len(x.Consents), len(ledger))
+		}
+		var conns []string
+		for _, c := range x.Connections {
+			conns = append(conns, c.ID)
+		}
+		if want := []string{active.ID, revoked.ID, revoking.ID}; !slices.Equal(conns, want) {
+			t.Errorf("Connections = %v, want %v", conns, want)
+		}
+		if len(x.Notifications) != 2 {
+			t.Errorf("%d notifications exported, want 2", len(x.Notifications))
+		}
+		for _, n := range x.Notifications {
+			if n.SubjectID != "subj-anna" || n.Recipient != "anna@example.org" || n.Template != "confirmation" || len(n.Data) == 0 {
+				t.Errorf("exported notification = %+v", n)
+			}
+		}
+		var uids []string
+		for _, e := range x.ExternalEvents {
+			uids = append(uids, e.UID)
+			if e.Title == "" || e.TimeZone != "Europe/Berlin" || !e.End.After(e.Start) {
+				t.Errorf("exported event = %+v", e)
+			}
+		}
+		slices.Sort(uids)
+		if want := []string{"ev-subj-anna", "ev3-subj-anna"}; !slices.Equal(uids, want) {
+			t.Errorf("ExternalEvents = %v, want %v", uids, want)
+		}
+		audit, _ := s.ListAudit(ctx, tn.ID, "subj-anna")
+		if len(x.Audit) != len(audit) || len(audit) < 5 {
+			t.Errorf("Audit: %d exported, %d stored", len(x.Audit), len(audit))
+		}
+		for _, e := range x.Audit {
+			if e.SubjectID != "subj-anna" {
+				t.Errorf("exported someone else's audit entry: %+v", e)
+			}
+		}
+
+		if _, err := s.ExportSubject(ctx, tn.ID, "nobody"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("ExportSubject(unknown): %v, want ErrNotFound", err)
+		}
+		if _, err := s.ExportSubject(ctx, other.ID, "subj-anna"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("ExportSubject(another tenant): %v, want ErrNotFound", err)
+		}
+		// A subject known only from a notification is exported too.
+		n := item(tn.ID, "only-mail", time.Now())
+		n.SubjectID = "subj-carl"
+		create(t, s, n)
+		execSQL(t, s, "DELETE FROM subjects WHERE id = 'subj-carl'")
+		if x, err := s.ExportSubject(ctx, tn.ID, "subj-carl"); err != nil || len(x.Notifications) != 1 {
+			t.Errorf("ExportSubject(notification only) = %d notifications, %v", len(x.Notifications), err)
+		}
+	})
+}
+
+func TestEraseSubject(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := testCtx(t)
+		tn, _ := storetest.NewTenant(t, s)
+		s.UseSealer(keyring(t, "k1"))
+		const subject, recipient = "subj-7f3a-anna", "anna.erase@example.org"
+		active, revoked, revoking := setUpPerson(t, s, tn.ID, subject, recipient)
+		benActive, _, _ := setUpPerson(t, s, tn.ID, "subj-ben", "ben@example.org")
+		benBefore := map[string]int{}
+		for _, table := range personalTables {
+			for _, row := range rawRows(t, s, table) {
+				if strings.Contains(row, "subj-ben") || strings.Contains(row, benActive.ID) {
+					benBefore[table]++
+				}
+			}
+		}
+
+		rep, err := s.EraseSubject(ctx, tn.ID, subject, "api_key:admin", "198.51.100.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(rep.Revoking)
+		want := []string{active.ID, revoking.ID}
+		slices.Sort(want)
+		if !slices.Equal(rep.Revoking, want) {
+			t.Errorf("Revoking = %v, want %v", rep.Revoking, want)
+		}
+		if rep.Rows < 10 {
+			t.Errorf("Rows = %d, want every personal row counted", rep.Rows)
+		}
+		// The connections are being revoked and will go with their revocation.
+		for _, id := range rep.Revoking {
+			c, err := s.GetConnectionByID(ctx, id)
+			if err != nil || c.State != store.ConnRevoking || !c.EraseOnRevoke {
+				t.Errorf("connection after erasure: %+v, %v", c, err)
+			}
+			called := false
+			if err := s.CalendarWrite(ctx, id, func(context.Context) error { called = true; return nil }); !errors.Is(err, store.ErrNotActive) || called {
+				t.Errorf("CalendarWrite after erasure: %v", err)
+			}
+		}
+		if _, err := s.GetConnectionByID(ctx, revoked.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("revoked connection still stored: %v", err)
+		}
+		if n := count(t, s, "SELECT count(*) FROM external_events WHERE connection_id IN (?, ?)", active.ID, revoking.ID); n != 0 {
+			t.Errorf("%d imported events left after erasure", n)
+		}
+		// Links stay until the revocation has removed our copies.
+		if n := count(t, s, "SELECT count(*) FROM links WHERE connection_id = ?", active.ID); n != 1 {
+			t.Errorf("%d links of a revoking connection, want 1 until the revocation finishes", n)
+		}
+		if _, err := s.GetSubject(ctx, tn.ID, subject); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("subject row after erasure: %v", err)
+		}
+
+		for _, id := range rep.Revoking {
+			if err := s.FinishRevocation(ctx, id, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.FinishRevocation(ctx, id, time.Now()); err != nil {
+				t.Errorf("FinishRevocation after the row is gone: %v", err)
+			}
+		}
+
+		// Table by table: nothing about the person is left.
+		for _, table := range personalTables {
+			benAfter := 0
+			for _, row := range rawRows(t, s, table) {
+				for _, needle := range []string{subject, recipient, active.ID + " ", revoked.ID + " ", revoking.ID + " "} {
+					// The one trace of a finished revocation names the
+					// connection, which nothing else refers to any more.
+					if strings.Contains(row+" ", needle) && !strings.Contains(row, "action=connection.revoked ") {
+						t.Errorf("%s still holds %q: %s", table, needle, row)
+					}
+				}
+				if strings.Contains(row, subject) || strings.Contains(row, recipient) {
+					t.Errorf("%s still holds the person: %s", table, row)
+				}
+				if strings.Contains(row, "subj-ben") || strings.Contains(row, benActive.ID) {
+					benAfter++
+				}
+			}
+			if benAfter != benBefore[table] {
+				t.Errorf("%s: another subject's rows changed from %d to %d", table, benBefore[table], benAfter)
+			}
+		}
+		var traces []store.AuditEntry
+		for _, e := range mustAudit(t, s, tn.ID) {
+			if e.Action == "subject.erase" {
+				traces = append(traces, e)
+			}
+		}
+		if len(traces) != 1 {
+			t.Fatalf("%d subject.erase entries, want 1", len(traces))
+		}
+		tr := traces[0]
+		if tr.SubjectID != "" || tr.TargetID != "" || tr.TargetKind != "subject" || tr.Actor != "api_key:admin" ||
+			tr.Detail != fmt.Sprintf("rows=%d connections=3", rep.Rows) {
+			t.Errorf("erasure trace = %+v", tr)
+		}
+		if _, err := s.ExportSubject(ctx, tn.ID, subject); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("ExportSubject after erasure: %v, want ErrNotFound", err)
+		}
+		if x, err := s.ExportSubject(ctx, tn.ID, "subj-ben"); err != nil || len(x.Connections) != 3 || len(x.Notifications) != 2 {
+			t.Errorf("another subject's export after erasure: %v", err)
+		}
+
+		// Erasing again finds nothing and says so, without failing.
+		again, err := s.EraseSubject(ctx, tn.ID, subject, "api_key:admin", "")
+		if err != nil || again.Rows != 0 || len(again.Revoking) != 0 {
+			t.Errorf("second EraseSubject = %+v, %v", again, err)
+		}
+		if _, err := s.EraseSubject(ctx, "tnt_missing", subject, "cli", ""); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("EraseSubject for an unknown tenant: %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// Erasure fences the subject's connections like BeginRevocation does.
+func TestEraseSubjectWaitsForCalendarWrite(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := testCtx(t)
+		tn, _ := storetest.NewTenant(t, s)
+		s.UseSealer(keyring(t, "k1"))
+		c := newConn(t, s, tn.ID, "anna", "pw", store.ConsentCalendarWrite)
+		inside, release := make(chan struct{}), make(chan struct{})
+		writeDone := make(chan error, 1)
+		go func() {
+			writeDone <- s.CalendarWrite(ctx, c.ID, func(context.Context) error { close(inside); <-release; return nil })
+		}()
+		<-inside
+		erased := make(chan error, 1)
+		go func() {
+			_, err := s.EraseSubject(ctx, tn.ID, "anna", "cli", "")
+			erased <- err
+		}()
+		select {
+		case err := <-erased:
+			t.Fatalf("EraseSubject returned while a write was in flight: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if _, err := s.GetSubject(ctx, tn.ID, "anna"); err != nil {
+			t.Fatalf("subject erased while a write was in flight: %v", err)
+		}
+		close(release)
+		if err := <-writeDone; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-erased; err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.GetConnectionByID(ctx, c.ID); err != nil || got.State != store.ConnRevoking {
+			t.Errorf("after erasure: %+v, %v", got, err)
+		}
+	})
+}

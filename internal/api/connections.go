@@ -248,7 +248,11 @@ func (s *server) caldavFailed(w http.ResponseWriter, r *http.Request, key store.
 	case errors.Is(err, caldav.ErrUnreachable):
 		kind, aerr = "unreachable", &apiError{Status: http.StatusBadGateway, Code: codeUpstreamUnreachable, Message: reason, Field: "url"}
 	case errors.Is(err, caldav.ErrNotCalDAV):
-		kind, aerr = "not_caldav", invalidField("url", "not a CalDAV server: "+strings.TrimPrefix(reason, "not a CalDAV server: "))
+		msg := "not a CalDAV server"
+		if cerr != nil && cerr.Reason != "" {
+			msg += ": " + cerr.Reason
+		}
+		kind, aerr = "not_caldav", invalidField("url", msg)
 	case errors.Is(err, caldav.ErrForbiddenAddress):
 		kind, aerr = "forbidden_address", invalidField("url", reason)
 	case errors.Is(err, caldav.ErrInvalidURL):

@@ -1,8 +1,8 @@
 // Package store is termind's source of truth: tenants, API keys, subjects,
 // the consent ledger, notifications, calendar connections and the audit
-// log, in SQLite (embedded default) or
-// PostgreSQL. Both dialects run the same SQL apart from placeholders and the
-// few statements noted where they differ.
+// log, in SQLite (embedded default) or PostgreSQL. Both dialects run the
+// same SQL apart from placeholders and the few statements noted where they
+// differ.
 //
 // Times are stored as Unix milliseconds (BIGINT) in both dialects so that
 // comparisons, indexes and range deletes behave identically; 0 means unset.

@@ -19,10 +19,28 @@ type SweeperStore interface {
 	MarkInterrupted(ctx context.Context, id string, now time.Time) (store.Notification, error)
 }
 
+// RevokingLister lists connections whose revocation began before a time
+// and has not finished (store.Store).
+type RevokingLister interface {
+	RevokingConnections(ctx context.Context, before time.Time, limit int) ([]string, error)
+}
+
+// RevokeEnqueuer puts a calendar:revoke task on the queue (queue.Client). A
+// task id the queue already holds is not an error.
+type RevokeEnqueuer interface {
+	EnqueueRevoke(ctx context.Context, connectionID string) error
+}
+
 // SweeperConfig configures the outbox sweeper. Store and Queue are required.
 type SweeperConfig struct {
 	Store SweeperStore
 	Queue Enqueuer
+	// Revoking and Revokes, when both are set, make each sweep also
+	// re-enqueue the cleanup of connections still revoking Grace after
+	// their revocation began (a lost task, or one that ran out of
+	// retries). Either nil: revocations are not swept.
+	Revoking RevokingLister
+	Revokes  RevokeEnqueuer
 	// Lookahead also enqueues rows due this soon, so that they run on time
 	// even if the next sweep is a period away (default 1 min).
 	Lookahead time.Duration
@@ -45,7 +63,10 @@ type SweepReport struct {
 	// included: the queue answers them as a conflict, which is fine).
 	Enqueued    int
 	Interrupted int
-	Failed      int // enqueue or mark errors; the next sweep tries again
+	// Revokes counts calendar:revoke tasks handed to the queue (those it
+	// already held included).
+	Revokes int
+	Failed  int // enqueue or mark errors; the next sweep tries again
 }
 
 // Sweeper handles outbox:sweep: the store says what is due and the queue
@@ -133,9 +154,34 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 		}
 	}
 
-	s.log.Info("sweep: done", "enqueued", rep.Enqueued, "interrupted", rep.Interrupted, "failed", rep.Failed)
+	if s.cfg.Revoking != nil && s.cfg.Revokes != nil {
+		errs = append(errs, s.sweepRevocations(ctx, now, &rep)...)
+	}
+
+	s.log.Info("sweep: done", "enqueued", rep.Enqueued, "interrupted", rep.Interrupted,
+		"revokes", rep.Revokes, "failed", rep.Failed)
 	if len(errs) > 0 {
 		return rep, fmt.Errorf("sweep: %d errors, first: %w", len(errs), errs[0])
 	}
 	return rep, nil
+}
+
+// sweepRevocations re-enqueues the cleanup of connections left revoking.
+// The oldest come first, so a page of BatchSize per sweep works through
+// any backlog.
+func (s *Sweeper) sweepRevocations(ctx context.Context, now time.Time, rep *SweepReport) []error {
+	ids, err := s.cfg.Revoking.RevokingConnections(ctx, now.Add(-s.cfg.Grace), s.cfg.BatchSize)
+	if err != nil {
+		return []error{fmt.Errorf("revoking connections: %w", err)}
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := s.cfg.Revokes.EnqueueRevoke(ctx, id); err != nil {
+			rep.Failed++
+			errs = append(errs, err)
+			continue
+		}
+		rep.Revokes++
+	}
+	return errs
 }

@@ -1,5 +1,6 @@
 // Package workers holds one asynq handler per task type: notify:send
-// (Notifier), outbox:sweep (Sweeper) and retention:purge (Purger).
+// (Notifier), outbox:sweep (Sweeper), retention:purge (Purger) and
+// calendar:revoke (Revoker).
 //
 // Handlers load everything they need from the store by id: a task payload
 // carries ids only, and the store, not the queue, decides what is due.
@@ -33,6 +34,14 @@ func Register(mux *asynq.ServeMux, n *Notifier, s *Sweeper, p *Purger) {
 	}
 	if p != nil {
 		mux.Handle(queue.TypeRetentionPurge, p)
+	}
+}
+
+// RegisterRevoker installs the calendar:revoke handler on mux; a nil
+// revoker is left out.
+func RegisterRevoker(mux *asynq.ServeMux, r *Revoker) {
+	if r != nil {
+		mux.Handle(queue.TypeCalendarRevoke, r)
 	}
 }
 

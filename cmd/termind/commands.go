@@ -39,24 +39,25 @@ func (c *cli) logger(cfg config.Config) *slog.Logger {
 // key that seals credentials. Every command migrates, so the order in which
 // a newcomer runs them does not matter.
 func (c *cli) openStore(ctx context.Context, cfg config.Config) (*store.Store, error) {
-	return openStore(ctx, cfg, c.lookup, c.logger(cfg))
+	s, _, err := openStore(ctx, cfg, c.lookup, c.logger(cfg))
+	return s, err
 }
 
-func openStore(ctx context.Context, cfg config.Config, lookup func(string) (string, bool), log *slog.Logger) (*store.Store, error) {
+func openStore(ctx context.Context, cfg config.Config, lookup func(string) (string, bool), log *slog.Logger) (*store.Store, *secrets.Keyring, error) {
 	keys, err := secrets.Load(lookup, cfg.KeyFile, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("TERMIND_DATABASE_URL: %w", err)
+		return nil, nil, fmt.Errorf("TERMIND_DATABASE_URL: %w", err)
 	}
 	if err := s.Migrate(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("migrate: %w", err)
+		return nil, nil, fmt.Errorf("migrate: %w", err)
 	}
 	s.UseSealer(keys)
-	return s, nil
+	return s, keys, nil
 }
 
 // withStore runs fn with the configuration and an open, migrated store.

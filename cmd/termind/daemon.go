@@ -15,10 +15,13 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/termind/termind/connectors/caldav"
+	"github.com/termind/termind/connectors/google"
 	"github.com/termind/termind/connectors/mail"
 	"github.com/termind/termind/connectors/sms"
 	"github.com/termind/termind/internal/api"
 	"github.com/termind/termind/internal/config"
+	"github.com/termind/termind/internal/secrets"
 	"github.com/termind/termind/internal/store"
 	"github.com/termind/termind/queue"
 	"github.com/termind/termind/templates"
@@ -71,17 +74,21 @@ type daemon struct {
 	renderer *templates.Renderer
 	mail     mailSender
 	sms      smsSender
-	closers  []func() error
+	keys     *secrets.Keyring
+	// caldavHTTP is the SSRF-safe client every CalDAV request goes through.
+	caldavHTTP *http.Client
+	google     *google.OAuth // nil when Google is not configured
+	closers    []func() error
 }
 
 // openDaemon opens the configured database and connects everything else
 // the configuration names. Nothing runs yet.
 func openDaemon(ctx context.Context, cfg config.Config, lookup func(string) (string, bool), log *slog.Logger) (*daemon, error) {
-	s, err := openStore(ctx, cfg, lookup, log)
+	s, keys, err := openStore(ctx, cfg, lookup, log)
 	if err != nil {
 		return nil, err
 	}
-	d, err := assembleDaemon(ctx, cfg, log, s)
+	d, err := assembleDaemon(ctx, cfg, log, s, keys)
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -92,8 +99,22 @@ func openDaemon(ctx context.Context, cfg config.Config, lookup func(string) (str
 
 // assembleDaemon connects the queue and the providers around an open,
 // migrated store (which the caller keeps ownership of).
-func assembleDaemon(ctx context.Context, cfg config.Config, log *slog.Logger, s *store.Store) (_ *daemon, err error) {
-	d := &daemon{cfg: cfg, log: log, store: s}
+func assembleDaemon(ctx context.Context, cfg config.Config, log *slog.Logger, s *store.Store, keys *secrets.Keyring) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, log: log, store: s, keys: keys}
+	d.caldavHTTP = caldav.NewHTTPClient(caldav.Options{AllowPrivate: cfg.CalDAVAllowPrivate})
+	if cfg.GoogleConfigured() {
+		d.google, err = google.NewOAuth(google.OAuthConfig{
+			ClientID:     cfg.GoogleClientID,
+			ClientSecret: cfg.GoogleClientSecret,
+			RedirectURL:  cfg.PublicURL + "/oauth/google/callback",
+			AuthURL:      cfg.GoogleAuthURL,
+			TokenURL:     cfg.GoogleTokenURL,
+			RevokeURL:    cfg.GoogleRevokeURL,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -178,17 +199,23 @@ func (d *daemon) ready(ctx context.Context) error {
 }
 
 func (d *daemon) handler() http.Handler {
-	return api.New(api.Config{
-		PublicURL:       d.cfg.PublicURL,
-		TwilioAuthToken: d.cfg.TwilioAuthToken,
-	}, api.Deps{
+	deps := api.Deps{
 		Store:    d.store,
 		Renderer: d.renderer,
 		Queue:    d.queue,
+		CalDAV:   api.NewCalDAVConnector(d.caldavHTTP),
 		Logger:   d.log,
 		Now:      time.Now,
 		Ready:    d.ready,
-	})
+	}
+	if d.google != nil {
+		deps.Google = d.google
+	}
+	return api.New(api.Config{
+		PublicURL:       d.cfg.PublicURL,
+		TwilioAuthToken: d.cfg.TwilioAuthToken,
+		OAuthStateKey:   d.keys.SigningKey("oauth-state"),
+	}, deps)
 }
 
 func (d *daemon) notifier() *workers.Notifier {
@@ -208,6 +235,18 @@ func (d *daemon) notifier() *workers.Notifier {
 		Backoff:     workers.ExponentialBackoff(d.cfg.RetryBase, d.cfg.RetryMax),
 		Logger:      d.log,
 	})
+}
+
+func (d *daemon) revoker() *workers.Revoker {
+	cfg := workers.RevokerConfig{
+		Store:  d.store,
+		CalDAV: workers.CalDAVRemovers(d.caldavHTTP),
+		Logger: d.log,
+	}
+	if d.google != nil {
+		cfg.Google = d.google
+	}
+	return workers.NewRevoker(cfg)
 }
 
 // run serves the given roles until ctx is cancelled, then shuts down
@@ -232,8 +271,12 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 		srv := queue.NewServer(d.redis, d.cfg.QueueName, d.cfg.Concurrency, d.log)
 		mux := asynq.NewServeMux()
 		workers.Register(mux, d.notifier(),
-			workers.NewSweeper(workers.SweeperConfig{Store: d.store, Queue: d.queue, Grace: 2 * d.cfg.SweepInterval, Logger: d.log}),
+			workers.NewSweeper(workers.SweeperConfig{
+				Store: d.store, Queue: d.queue, Revoking: d.store, Revokes: d.queue,
+				Grace: 2 * d.cfg.SweepInterval, Logger: d.log,
+			}),
 			workers.NewPurger(workers.PurgerConfig{Store: d.store, Archive: queue.NewInspector(d.redis, d.cfg.QueueName), BatchSize: purgeBatch, Logger: d.log}))
+		workers.RegisterRevoker(mux, d.revoker())
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("worker: %w", err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/termind/termind/connectors/mail/mailtest"
 	"github.com/termind/termind/connectors/sms/smstest"
 	"github.com/termind/termind/internal/config"
+	"github.com/termind/termind/internal/secrets"
 	"github.com/termind/termind/internal/store"
 	"github.com/termind/termind/internal/store/storetest"
 	"github.com/termind/termind/queue/queuetest"
@@ -38,6 +39,7 @@ type stack struct {
 	token  string // admin API key of tenant
 	tenant store.Tenant
 	daemon *daemon
+	keys   *secrets.Keyring
 }
 
 type stackOption func(*config.Config)
@@ -46,6 +48,12 @@ func newStack(t testing.TB, dialect string, opts ...stackOption) *stack {
 	t.Helper()
 	st := &stack{t: t}
 	st.store = storetest.New(t, dialect)
+	keys, err := secrets.NewKeyring(bytes.Repeat([]byte{7}, secrets.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.keys = keys
+	st.store.UseSealer(keys)
 	st.smtp = mailtest.Start(t)
 	st.twilio = smstest.Start(t, testTwilioSID, testTwilioToken)
 	st.tenant, st.token = storetest.NewTenant(t, st.store)
@@ -85,7 +93,7 @@ func (st *stack) start(ln net.Listener, roles []string) *daemon {
 	st.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := discardLogger()
-	d, err := assembleDaemon(ctx, st.cfg, logger, st.store)
+	d, err := assembleDaemon(ctx, st.cfg, logger, st.store, st.keys)
 	if err != nil {
 		cancel()
 		st.t.Fatal(err)

@@ -27,6 +27,9 @@ Usage:
   termind tenant create NAME
   termind apikey create --tenant ID --role ingest|admin
   termind purge [--dry-run]
+  termind connections list --tenant ID [--subject ID] [--output text|json]
+  termind connections revoke ID --tenant ID --reason TEXT
+  termind secrets rotate
   termind version
 
 Configuration comes from TERMIND_* environment variables (see README.md);
@@ -63,6 +66,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		err = env.apikey(ctx, args[1:])
 	case "purge":
 		err = env.purge(ctx, args[1:])
+	case "connections":
+		err = env.connections(ctx, args[1:])
+	case "secrets":
+		err = env.secrets(ctx, args[1:])
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "termind", version)
 	case "help", "--help", "-h":

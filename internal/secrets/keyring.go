@@ -20,6 +20,7 @@ package secrets
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -60,6 +61,10 @@ type Keyring struct {
 	currentID string
 	oldIDs    []string
 	aeads     map[string]cipher.AEAD // by key id, current and old
+	// signing is derived from the current key, so that one configured
+	// secret also yields MAC keys (OAuth state) without reusing the
+	// encryption key itself for a second purpose.
+	signing []byte
 }
 
 // KeyID returns the id stored in envelopes sealed with key: the first 8 hex
@@ -80,6 +85,9 @@ func NewKeyring(current []byte, old ...[]byte) (*Keyring, error) {
 		return nil, fmt.Errorf("secrets: current key: %w", err)
 	}
 	k.currentID = id
+	mac := hmac.New(sha256.New, current)
+	mac.Write([]byte("termind signing keys v1"))
+	k.signing = mac.Sum(nil)
 	for i, key := range old {
 		id, err := k.add(key, seen)
 		if err != nil {
@@ -90,6 +98,15 @@ func NewKeyring(current []byte, old ...[]byte) (*Keyring, error) {
 		}
 	}
 	return k, nil
+}
+
+// SigningKey returns a 32-byte MAC key for one purpose (e.g.
+// "oauth-state"), derived from the current key: different purposes get
+// independent keys, and rotating the current key rotates them too.
+func (k *Keyring) SigningKey(purpose string) []byte {
+	mac := hmac.New(sha256.New, k.signing)
+	mac.Write([]byte(purpose))
+	return mac.Sum(nil)
 }
 
 // add builds the cipher for key and returns its id, or "" if the keyring

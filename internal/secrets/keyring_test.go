@@ -530,3 +530,28 @@ func BenchmarkDecrypt(b *testing.B) {
 		}
 	}
 }
+
+func TestSigningKeys(t *testing.T) {
+	t.Parallel()
+	k1 := bytes.Repeat([]byte{1}, KeySize)
+	k2 := bytes.Repeat([]byte{2}, KeySize)
+	a, err := NewKeyring(k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := NewKeyring(k1, k2)
+	rotated, _ := NewKeyring(k2, k1)
+	state := a.SigningKey("oauth-state")
+	switch {
+	case len(state) != 32:
+		t.Fatalf("signing key is %d bytes, want 32", len(state))
+	case !bytes.Equal(state, again.SigningKey("oauth-state")):
+		t.Error("same current key gave a different signing key")
+	case bytes.Equal(state, a.SigningKey("other")):
+		t.Error("two purposes share a key")
+	case bytes.Equal(state, rotated.SigningKey("oauth-state")):
+		t.Error("rotating the current key kept the signing key")
+	case bytes.Equal(state, k1):
+		t.Error("signing key equals the encryption key")
+	}
+}

@@ -20,6 +20,10 @@ import (
 // is not active (revoking, revoked, paused or broken).
 var ErrNotActive = errors.New("connection not active")
 
+// ErrRestricted: a calendar read or write was refused because the
+// connection's subject has restricted processing (GDPR Art. 18).
+var ErrRestricted = errors.New("subject restricted")
+
 // Connection providers, states, privacy levels and directions.
 const (
 	ProviderGoogle = "google"
@@ -508,7 +512,8 @@ func (s *Store) RevokingConnections(ctx context.Context, before time.Time, limit
 }
 
 // CalendarWrite runs fn while holding the connection's write fence: fn runs
-// only if the connection is active (else ErrNotActive), and BeginRevocation
+// only if the connection is active (else ErrNotActive) and its subject is
+// not restricted (else ErrRestricted), and BeginRevocation
 // cannot commit while fn runs — so no write reaches a calendar after the
 // revocation commits. fn must be bounded in time (it holds a database lock
 // on PostgreSQL; on SQLite the fence is in-process, which matches its
@@ -550,13 +555,23 @@ func (s *Store) CalendarWrite(ctx context.Context, connectionID string, fn func(
 	return fn(ctx)
 }
 
+// checkActive is the side-effect check of a calendar read or write: the
+// connection is active and its subject is not restricted (Art. 18: data
+// kept, nothing synced).
 func (s *Store) checkActive(ctx context.Context, q querier, id string) error {
 	var state string
-	if err := q.QueryRowContext(ctx, s.rebind("SELECT state FROM connections WHERE id = ?"), id).Scan(&state); err != nil {
+	var restricted bool
+	err := q.QueryRowContext(ctx, s.rebind(`SELECT c.state, COALESCE(sub.restricted, FALSE)
+		FROM connections c LEFT JOIN subjects sub ON sub.tenant_id = c.tenant_id AND sub.id = c.subject_id
+		WHERE c.id = ?`), id).Scan(&state, &restricted)
+	if err != nil {
 		return notFound(err)
 	}
 	if state != ConnActive {
 		return fmt.Errorf("connection is %s: %w", state, ErrNotActive)
+	}
+	if restricted {
+		return fmt.Errorf("subject is restricted: %w", ErrRestricted)
 	}
 	return nil
 }

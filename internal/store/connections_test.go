@@ -590,13 +590,27 @@ func TestCalendarWriteStates(t *testing.T) {
 		if err := write(); err != nil || calls != 2 {
 			t.Errorf("CalendarWrite after reactivation: %v, calls %d", err, calls)
 		}
+		// A restricted subject's calendar is not synced (Art. 18), and is
+		// again once the restriction is lifted.
+		if err := s.SetSubjectRestricted(ctx, tn.ID, "anna", true); err != nil {
+			t.Fatal(err)
+		}
+		if err := write(); !errors.Is(err, store.ErrRestricted) || calls != 2 {
+			t.Errorf("CalendarWrite for a restricted subject: %v, calls %d; want ErrRestricted", err, calls)
+		}
+		if err := s.SetSubjectRestricted(ctx, tn.ID, "anna", false); err != nil {
+			t.Fatal(err)
+		}
+		if err := write(); err != nil || calls != 3 {
+			t.Errorf("CalendarWrite after unrestrict: %v, calls %d", err, calls)
+		}
 		if _, err := s.SetConnectionState(ctx, c.ID, store.ConnRevoked, "", "cli"); err == nil {
 			t.Error("SetConnectionState(revoked) accepted")
 		}
 		if _, err := s.SetConnectionState(ctx, "con_missing", store.ConnPaused, "", "cli"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("SetConnectionState(unknown): %v, want ErrNotFound", err)
 		}
-		if err := s.CalendarWrite(ctx, "con_missing", func(context.Context) error { calls++; return nil }); !errors.Is(err, store.ErrNotFound) || calls != 2 {
+		if err := s.CalendarWrite(ctx, "con_missing", func(context.Context) error { calls++; return nil }); !errors.Is(err, store.ErrNotFound) || calls != 3 {
 			t.Errorf("CalendarWrite(unknown): %v, want ErrNotFound", err)
 		}
 		audit, _ := s.ListAudit(ctx, tn.ID, "anna")

@@ -30,6 +30,7 @@ Usage:
   termind connections list --tenant ID [--subject ID] [--output text|json]
   termind connections revoke ID --tenant ID --reason TEXT
   termind secrets rotate
+  termind subject export|erase ID --tenant ID
   termind version
 
 Configuration comes from TERMIND_* environment variables (see README.md);
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		err = env.connections(ctx, args[1:])
 	case "secrets":
 		err = env.secrets(ctx, args[1:])
+	case "subject":
+		err = env.subject(ctx, args[1:])
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "termind", version)
 	case "help", "--help", "-h":

@@ -73,6 +73,10 @@ type exportAudit struct {
 	CreatedAt  string `json:"created_at"`
 }
 
+// ExportDocument is the JSON document of an access request: the same for
+// the API's GET /v1/subjects/{id}/export and the CLI's `subject export`.
+func ExportDocument(x store.SubjectExport, now time.Time) any { return viewExport(x, now) }
+
 func viewExport(x store.SubjectExport, now time.Time) subjectExport {
 	out := subjectExport{
 		Subject: subjectView{

@@ -26,7 +26,7 @@ func TestConnectAndRevokeCalDAV(t *testing.T) {
 
 			var conn struct {
 				ID, State, Privacy, Direction string
-				CalendarURL                    string `json:"calendar_url"`
+				CalendarURL                   string `json:"calendar_url"`
 			}
 			code := st.do("POST", "/v1/connections/caldav", map[string]any{
 				"subject_id": "anna", "url": rad.URL, "username": "alice", "password": rad.Users["alice"],
@@ -67,7 +67,9 @@ func TestConnectAndRevokeCalDAV(t *testing.T) {
 			if _, err := st.store.ConnectionCredentials(t.Context(), conn.ID); err == nil {
 				t.Error("credentials still readable after revocation")
 			}
-			var ledger struct{ Items []struct{ Purpose, Decision string } }
+			var ledger struct {
+				Items []struct{ Purpose, Decision string }
+			}
 			st.do("GET", "/v1/subjects/anna/consents", nil, &ledger)
 			revokedPurposes := 0
 			for _, e := range ledger.Items {

@@ -42,4 +42,7 @@
 // xml.go (the WebDAV bodies written and read here), errors.go (error kinds
 // and classification). The caldavtest package runs a real Radicale for
 // tests.
+// Calendar data: ical.go (ParseObject, values), zone.go (TZIDs), recur.go
+// (RRULE, bounded), expand.go (Occurrences), export.go (EncodeAppointment),
+// hash.go (ContentHash).
 package caldav

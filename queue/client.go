@@ -68,6 +68,28 @@ func (c *Client) EnqueueNotification(ctx context.Context, id string, attempt int
 	return nil
 }
 
+// EnqueueNotificationBatch enqueues notifications that are due now in
+// notify:batch tasks of up to MaxNotifyBatch ids. The store is the record:
+// if this fails part way, the outbox sweeper enqueues what is left.
+func (c *Client) EnqueueNotificationBatch(ctx context.Context, ids []string) error {
+	for start := 0; start < len(ids); start += MaxNotifyBatch {
+		chunk := ids[start:min(start+MaxNotifyBatch, len(ids))]
+		task, err := NewNotifyBatchTask(chunk)
+		if err != nil {
+			return fmt.Errorf("enqueue notification batch: %w", err)
+		}
+		_, err = c.c.EnqueueContext(ctx, task,
+			asynq.TaskID(NotifyBatchTaskID(chunk)),
+			asynq.Queue(c.queue),
+			asynq.MaxRetry(notifyMaxRetry),
+			asynq.Timeout(notifyTimeout))
+		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			return fmt.Errorf("enqueue notification batch: %w", err)
+		}
+	}
+	return nil
+}
+
 // EnqueueRevoke enqueues the cleanup of a connection whose revocation has
 // committed. It retries until done: the cleanup must finish even if the
 // provider is down for a while (the store's revoking state is the record,

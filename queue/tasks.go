@@ -8,6 +8,8 @@
 package queue
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -18,6 +20,7 @@ import (
 // shipped: a renamed type would strand tasks that are already queued.
 const (
 	TypeNotifySend         = "notify:send"
+	TypeNotifyBatch        = "notify:batch"
 	TypeCalendarPull       = "calendar:pull"
 	TypeCalendarPush       = "calendar:push"
 	TypeCalendarRevoke     = "calendar:revoke"
@@ -68,6 +71,52 @@ func ParseNotifyPayload(b []byte) (NotifyPayload, error) {
 	}
 	if p.Attempt < 0 {
 		return NotifyPayload{}, fmt.Errorf("notify payload: negative attempt")
+	}
+	return p, nil
+}
+
+// NotifyBatchPayload is the payload of a notify:batch task: the ids of
+// notifications that are due now, handled together so that the store is
+// asked once per batch instead of once per message. Retries and scheduled
+// sends still travel one by one as notify:send.
+type NotifyBatchPayload struct {
+	NotificationIDs []string `json:"notification_ids"`
+}
+
+// MaxNotifyBatch is the most ids one notify:batch task carries.
+const MaxNotifyBatch = 100
+
+// NotifyBatchTaskID is deterministic in the ids, so enqueueing the same
+// batch twice is harmless.
+func NotifyBatchTaskID(ids []string) string {
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+	}
+	return "notify:batch:" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// NewNotifyBatchTask builds a notify:batch task without options.
+func NewNotifyBatchTask(ids []string) (*asynq.Task, error) {
+	if len(ids) == 0 || len(ids) > MaxNotifyBatch {
+		return nil, fmt.Errorf("notify batch task: %d ids, want 1 to %d", len(ids), MaxNotifyBatch)
+	}
+	b, err := json.Marshal(NotifyBatchPayload{NotificationIDs: ids})
+	if err != nil {
+		return nil, fmt.Errorf("notify batch task: %w", err)
+	}
+	return asynq.NewTask(TypeNotifyBatch, b), nil
+}
+
+// ParseNotifyBatchPayload decodes a notify:batch payload.
+func ParseNotifyBatchPayload(b []byte) (NotifyBatchPayload, error) {
+	var p NotifyBatchPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return NotifyBatchPayload{}, fmt.Errorf("notify batch payload: %w", err)
+	}
+	if len(p.NotificationIDs) == 0 || len(p.NotificationIDs) > MaxNotifyBatch {
+		return NotifyBatchPayload{}, fmt.Errorf("notify batch payload: %d ids, want 1 to %d", len(p.NotificationIDs), MaxNotifyBatch)
 	}
 	return p, nil
 }

@@ -155,7 +155,7 @@ func (nt *Notifier) Deliver(ctx context.Context, id string) error {
 	if err != nil || !ok {
 		return err
 	}
-	return nt.send(ctx, n)
+	return nt.record(ctx, n, nt.attempt(ctx, n))
 }
 
 // claim makes this worker the sender, or deals with a row it cannot claim.
@@ -208,24 +208,30 @@ func (nt *Notifier) claim(ctx context.Context, id string) (store.Notification, b
 	}
 }
 
-// send runs on a claimed row: every path below ends in FinishAttempt.
-func (nt *Notifier) send(ctx context.Context, n store.Notification) error {
+// attempt runs the send path on a claimed row — re-check, render, hand to
+// the provider — and returns what to record. It never records itself, so
+// that a batch can record all its rows at once.
+func (nt *Notifier) attempt(ctx context.Context, n store.Notification) store.AttemptResult {
 	tenant, reason, err := nt.check(ctx, n)
 	if err != nil {
-		return nt.retryInfrastructure(ctx, n, err)
+		// Our side failed before anything was sent: give the claim back as
+		// a retry, so the row does not sit in "sending" until it looks
+		// interrupted.
+		nt.log.Warn("notify: send-time checks failed", "notification_id", n.ID, "err", err)
+		return nt.retryOrFail(n, "internal", store.Attempt{Outcome: outcomeFailed, ErrorCode: "internal", Error: err.Error()}, 0)
 	}
 	if reason != "" {
-		return nt.finish(ctx, n, store.AttemptResult{
+		return store.AttemptResult{
 			Status:  store.StatusSuppressed,
 			Reason:  reason,
 			Attempt: store.Attempt{Outcome: outcomeSuppressed, ErrorCode: reason},
-		})
+		}
 	}
 
 	var data map[string]any
 	if len(n.Data) > 0 {
 		if err := json.Unmarshal(n.Data, &data); err != nil {
-			return nt.failRender(ctx, n, err)
+			return failed(ReasonRender, ReasonRender, err.Error())
 		}
 	}
 	locales := []string{n.Locale}
@@ -239,11 +245,11 @@ func (nt *Notifier) send(ctx context.Context, n store.Notification) error {
 	case store.ChannelEmail:
 		provider = "smtp"
 		if nt.cfg.Mail == nil {
-			return nt.finishFailed(ctx, n, ReasonNoProvider, "", "no mail provider configured")
+			return failed(ReasonNoProvider, "", "no mail provider configured")
 		}
 		m, err := nt.cfg.Renderer.Mail(n.TenantID, n.Template, locales, data)
 		if err != nil {
-			return nt.failRender(ctx, n, err)
+			return failed(ReasonRender, ReasonRender, err.Error())
 		}
 		providerID, sendErr = nt.cfg.Mail.Send(ctx, mail.Message{
 			ID:      n.ID,
@@ -256,11 +262,11 @@ func (nt *Notifier) send(ctx context.Context, n store.Notification) error {
 	case store.ChannelSMS:
 		provider = "twilio"
 		if nt.cfg.SMS == nil {
-			return nt.finishFailed(ctx, n, ReasonNoProvider, "", "no sms provider configured")
+			return failed(ReasonNoProvider, "", "no sms provider configured")
 		}
 		m, err := nt.cfg.Renderer.SMS(n.TenantID, n.Template, locales, data)
 		if err != nil {
-			return nt.failRender(ctx, n, err)
+			return failed(ReasonRender, ReasonRender, err.Error())
 		}
 		msg := sms.Message{ID: n.ID, To: n.Recipient, Body: m.Body}
 		if nt.cfg.PublicURL != "" {
@@ -268,15 +274,15 @@ func (nt *Notifier) send(ctx context.Context, n store.Notification) error {
 		}
 		providerID, sendErr = nt.cfg.SMS.Send(ctx, msg)
 	default:
-		return nt.finishFailed(ctx, n, ReasonUnknownChannel, "", "unknown channel")
+		return failed(ReasonUnknownChannel, "", "unknown channel")
 	}
 
 	if sendErr == nil {
-		return nt.finish(ctx, n, store.AttemptResult{
+		return store.AttemptResult{
 			Status:     store.StatusSent,
 			ProviderID: providerID,
 			Attempt:    store.Attempt{Outcome: outcomeSent, ProviderID: providerID},
-		})
+		}
 	}
 	return nt.providerFailed(ctx, n, provider, sendErr)
 }
@@ -317,21 +323,18 @@ func (nt *Notifier) check(ctx context.Context, n store.Notification) (store.Tena
 	return c.Tenant, "", nil
 }
 
-func (nt *Notifier) failRender(ctx context.Context, n store.Notification, err error) error {
-	return nt.finishFailed(ctx, n, ReasonRender, ReasonRender, err.Error())
-}
-
-func (nt *Notifier) finishFailed(ctx context.Context, n store.Notification, reason, code, text string) error {
-	return nt.finish(ctx, n, store.AttemptResult{
+// failed is a final failure that no retry can mend.
+func failed(reason, code, text string) store.AttemptResult {
+	return store.AttemptResult{
 		Status:  store.StatusFailed,
 		Reason:  reason,
 		Attempt: store.Attempt{Outcome: outcomeFailed, ErrorCode: code, Error: text},
-	})
+	}
 }
 
-// providerFailed records a provider's refusal: final for permanent errors
-// or when attempts are used up, else a retry under the next attempt's id.
-func (nt *Notifier) providerFailed(ctx context.Context, n store.Notification, provider string, sendErr error) error {
+// providerFailed turns a provider's refusal into the result to record:
+// final for permanent errors or when attempts are used up, else a retry.
+func (nt *Notifier) providerFailed(ctx context.Context, n store.Notification, provider string, sendErr error) store.AttemptResult {
 	f := classify(sendErr)
 	code := f.code
 	if code == "" {
@@ -348,43 +351,45 @@ func (nt *Notifier) providerFailed(ctx context.Context, n store.Notification, pr
 				nt.log.Error("notify: recording sms opt-out failed", "notification_id", n.ID, "err", err)
 			}
 		}
-		return nt.finish(ctx, n, store.AttemptResult{Status: store.StatusFailed, Reason: reason, Attempt: attempt})
+		return store.AttemptResult{Status: store.StatusFailed, Reason: reason, Attempt: attempt}
 	}
-	return nt.retryOrFail(ctx, n, reason, attempt, f.retryAfter)
+	return nt.retryOrFail(n, reason, attempt, f.retryAfter)
 }
 
-// retryInfrastructure handles a failure of our own side before anything
-// was sent (the store could not answer a check): the claim is given back
-// as a retry, so the row does not sit in "sending" until it looks
-// interrupted.
-func (nt *Notifier) retryInfrastructure(ctx context.Context, n store.Notification, cause error) error {
-	attempt := store.Attempt{Outcome: outcomeFailed, ErrorCode: "internal", Error: cause.Error()}
-	if err := nt.retryOrFail(ctx, n, "internal", attempt, 0); err != nil {
-		return errors.Join(fmt.Errorf("notify: %w", cause), err)
-	}
-	return nil
-}
-
-func (nt *Notifier) retryOrFail(ctx context.Context, n store.Notification, reason string, attempt store.Attempt, retryAfter time.Duration) error {
+// retryOrFail is the result of a temporary failure: a retry at the next
+// backoff step (at least the provider's Retry-After), or a final failure
+// once the attempts are used up.
+func (nt *Notifier) retryOrFail(n store.Notification, reason string, attempt store.Attempt, retryAfter time.Duration) store.AttemptResult {
 	done := len(n.Attempts) // attempts before this one
 	if done+1 >= nt.cfg.MaxAttempts {
-		return nt.finish(ctx, n, store.AttemptResult{Status: store.StatusFailed, Reason: reason, Attempt: attempt})
+		return store.AttemptResult{Status: store.StatusFailed, Reason: reason, Attempt: attempt}
 	}
-	delay := max(nt.cfg.Backoff(done), retryAfter)
-	retryAt := nt.cfg.Now().Add(delay)
 	attempt.Outcome = outcomeRetry
-	if err := nt.finish(ctx, n, store.AttemptResult{
+	return store.AttemptResult{
 		Status:  store.StatusScheduled,
 		Reason:  reason,
-		RetryAt: retryAt,
+		RetryAt: nt.cfg.Now().Add(max(nt.cfg.Backoff(done), retryAfter)),
 		Attempt: attempt,
-	}); err != nil {
+	}
+}
+
+// record stores the result of one claimed row and, for a retry, enqueues
+// the next attempt under its own task id.
+func (nt *Notifier) record(ctx context.Context, n store.Notification, r store.AttemptResult) error {
+	if err := nt.finish(ctx, n, r); err != nil {
 		return err
 	}
-	if err := nt.cfg.Queue.EnqueueNotification(ctx, n.ID, done+1, retryAt); err != nil {
+	nt.enqueueRetry(ctx, n, r)
+	return nil
+}
+
+func (nt *Notifier) enqueueRetry(ctx context.Context, n store.Notification, r store.AttemptResult) {
+	if r.Status != store.StatusScheduled {
+		return
+	}
+	if err := nt.cfg.Queue.EnqueueNotification(ctx, n.ID, len(n.Attempts)+1, r.RetryAt); err != nil {
 		nt.log.Warn("notify: enqueue retry failed, left to the sweeper", "notification_id", n.ID, "err", err)
 	}
-	return nil
 }
 
 // finish records the outcome. After a successful send the record matters

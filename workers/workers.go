@@ -1,5 +1,5 @@
-// Package workers holds one asynq handler per task type: notify:send
-// (Notifier), outbox:sweep (Sweeper), retention:purge (Purger) and
+// Package workers holds one asynq handler per task type: notify:send and
+// notify:batch (Notifier), outbox:sweep (Sweeper), retention:purge (Purger) and
 // calendar:revoke (Revoker).
 //
 // Handlers load everything they need from the store by id: a task payload
@@ -28,6 +28,7 @@ type Enqueuer interface {
 func Register(mux *asynq.ServeMux, n *Notifier, s *Sweeper, p *Purger) {
 	if n != nil {
 		mux.Handle(queue.TypeNotifySend, n)
+		mux.HandleFunc(queue.TypeNotifyBatch, n.ProcessBatch)
 	}
 	if s != nil {
 		mux.Handle(queue.TypeOutboxSweep, s)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -24,13 +25,13 @@ func TestBatchMixedItems(t *testing.T) {
 		body := `{"items": [` + strings.Join([]string{
 			mustJSON(t, emailRequest("b0")),                                                   // 0 created
 			mustJSON(t, with(emailRequest("b1"), "to", "not-an-address")),                     // 1 invalid
-			mustJSON(t, smsRequest("b2")),                                                     // 2 created
+			mustJSON(t, smsRequest("b2")),                                                      // 2 created
 			mustJSON(t, emailRequest("b0")),                                                   // 3 same key, same body
 			mustJSON(t, with(emailRequest("b0"), "to", "john@example.com")),                   // 4 same key, other body
-			`{"idempotency_key": 7}`,                                                          // 5 wrong type
+			`{"idempotency_key": 7}`,                                                           // 5 wrong type
 			mustJSON(t, emailRequest("before")),                                               // 6 replay of an earlier request
 			mustJSON(t, with(emailRequest("b7"), "data", with(templateData(), "start", nil))), // 7 renderer refuses
-			`"just a string"`,                                                                 // 8 not an object
+			`"just a string"`,                                                                  // 8 not an object
 			mustJSON(t, with(emailRequest("b9"), "data", with(templateData(), "service", strings.Repeat("x", 65<<10)))), // 9 too large
 			mustJSON(t, with(emailRequest("b10"), "extra", true)),                                                       // 10 unknown field
 		}, ",") + `]}`
@@ -185,5 +186,45 @@ func TestBatchOfAThousand(t *testing.T) {
 			t.Errorf("1,000 items took %v", elapsed)
 		}
 		t.Logf("%s: 1,000 items in %v", dialect, elapsed)
+	})
+}
+
+// batchQueue is a queue that takes due notifications in batches, as
+// queue.Client does.
+type batchQueue struct {
+	recordingQueue
+	batches [][]string
+}
+
+func (q *batchQueue) EnqueueNotificationBatch(_ context.Context, ids []string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.batches = append(q.batches, append([]string(nil), ids...))
+	return nil
+}
+
+func TestBatchEnqueuesDueItemsTogether(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		q := &batchQueue{}
+		e := newEnv(t, dialect, func(_ *Config, d *Deps) { d.Queue = q })
+		later := emailRequest("later")
+		later["send_at"] = e.now.Add(time.Hour).Format(time.RFC3339)
+		w := e.do("POST", "/v1/notifications/batch", e.token, batchJSON(t, emailRequest("now-1"), later, emailRequest("now-2")))
+		if w.Code != http.StatusOK {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		var got batchResponse
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if len(q.batches) != 1 || len(q.batches[0]) != 2 || q.batches[0][0] != got.Items[0].ID || q.batches[0][1] != got.Items[2].ID {
+			t.Errorf("batches %v, want one with the two due items %s, %s", q.batches, got.Items[0].ID, got.Items[2].ID)
+		}
+		if len(q.tasks) != 1 || q.tasks[0].ID != got.Items[1].ID || !q.tasks[0].At.Equal(e.now.Add(time.Hour).Truncate(time.Second)) {
+			t.Errorf("single tasks %+v, want only the later item at its time", q.tasks)
+		}
 	})
 }

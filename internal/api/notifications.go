@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -146,9 +147,39 @@ func (s *server) enqueue(r *http.Request, n store.Notification) {
 	}
 }
 
-// enqueueAll enqueues many notifications with a bounded number of
-// goroutines and returns when all are handed over (or failed).
+// batchEnqueuer is implemented by queues that can hand many due
+// notifications to one task (queue.Client): a worker then claims and
+// records them together, which is what makes large batches cheap.
+type batchEnqueuer interface {
+	EnqueueNotificationBatch(ctx context.Context, ids []string) error
+}
+
+// enqueueAll enqueues many notifications and returns when all are handed
+// over (or failed): the ones due now together when the queue supports it,
+// the others one by one for their time, with a bounded number of goroutines.
 func (s *server) enqueueAll(r *http.Request, ns []store.Notification) {
+	if be, ok := s.queue.(batchEnqueuer); ok {
+		now := s.now()
+		var due []string
+		later := ns[:0:0]
+		for _, n := range ns {
+			if n.SendAt.After(now) {
+				later = append(later, n)
+			} else {
+				due = append(due, n.ID)
+			}
+		}
+		if len(due) > 0 {
+			ctx, cancel := detached(r.Context(), enqueueTimeout)
+			err := be.EnqueueNotificationBatch(ctx, due)
+			cancel()
+			if err != nil {
+				s.log.LogAttrs(r.Context(), slog.LevelWarn, "enqueue failed; the outbox sweeper will retry",
+					slog.Int("notifications", len(due)), slog.String("err", err.Error()))
+			}
+		}
+		ns = later
+	}
 	jobs := make(chan store.Notification)
 	var wg sync.WaitGroup
 	for range min(enqueueWorkers, len(ns)) {

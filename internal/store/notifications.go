@@ -294,10 +294,35 @@ func marshalAttempts(a []Attempt) (string, error) {
 // A zero Attempt.N or Attempt.At is filled in (next number, now); a zero
 // RetryAt on a retry means now.
 func (s *Store) FinishAttempt(ctx context.Context, id string, now time.Time, r AttemptResult) (Notification, error) {
+	// One statement, no transaction: this runs once per send, and the
+	// status = 'sending' condition is the compare-and-set that makes a
+	// late or second writer fail instead of overwriting.
+	query, args, err := s.finishStatement(id, now, r, notificationCols)
+	if err != nil {
+		return Notification{}, fmt.Errorf("finish attempt: %w", err)
+	}
+	n, err := scanNotification(s.db.QueryRowContext(ctx, query, args...))
+	if err == nil {
+		return n, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return Notification{}, fmt.Errorf("finish attempt: %w", err)
+	}
+	cur, err := s.GetNotificationByID(ctx, id)
+	if err != nil {
+		return Notification{}, fmt.Errorf("finish attempt: %w", err)
+	}
+	return cur, fmt.Errorf("finish attempt: status %s: %w", cur.Status, ErrConflict)
+}
+
+// finishStatement is the conditional UPDATE that records one attempt,
+// returning the given columns of the row it changed (none if the row was
+// not sending).
+func (s *Store) finishStatement(id string, now time.Time, r AttemptResult, returning string) (string, []any, error) {
 	switch r.Status {
 	case StatusSent, StatusFailed, StatusSuppressed, StatusScheduled:
 	default:
-		return Notification{}, fmt.Errorf("finish attempt: invalid status %q", r.Status)
+		return "", nil, fmt.Errorf("invalid status %q", r.Status)
 	}
 	a := r.Attempt
 	if a.At.IsZero() {
@@ -305,11 +330,8 @@ func (s *Store) FinishAttempt(ctx context.Context, id string, now time.Time, r A
 	}
 	attempt, err := json.Marshal(a)
 	if err != nil {
-		return Notification{}, fmt.Errorf("finish attempt: %w", err)
+		return "", nil, err
 	}
-	// One statement, no transaction: this runs once per send, and the
-	// status = 'sending' condition is the compare-and-set that makes a
-	// late or second writer fail instead of overwriting.
 	set := "status = ?, status_reason = ?, claimed_until = 0, attempts = " + s.appendAttempt(a.N == 0) +
 		", provider_id = CASE WHEN ? = '' THEN provider_id ELSE ? END, updated_at = ?, "
 	args := []any{r.Status, r.Reason, string(attempt), r.ProviderID, r.ProviderID, ms(now)}
@@ -324,20 +346,8 @@ func (s *Store) FinishAttempt(ctx context.Context, id string, now time.Time, r A
 		set += finalSet
 		args = append(args, ms(now), ms(now))
 	}
-	n, err := scanNotification(s.db.QueryRowContext(ctx, s.rebind(
-		"UPDATE notifications SET "+set+" WHERE id = ? AND status = 'sending' RETURNING "+notificationCols),
-		append(args, id)...))
-	if err == nil {
-		return n, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return Notification{}, fmt.Errorf("finish attempt: %w", err)
-	}
-	cur, err := s.GetNotificationByID(ctx, id)
-	if err != nil {
-		return Notification{}, fmt.Errorf("finish attempt: %w", err)
-	}
-	return cur, fmt.Errorf("finish attempt: status %s: %w", cur.Status, ErrConflict)
+	return s.rebind("UPDATE notifications SET " + set + " WHERE id = ? AND status = 'sending' RETURNING " + returning),
+		append(args, id), nil
 }
 
 // appendAttempt is the SQL expression that appends the attempt given as a

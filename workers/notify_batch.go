@@ -1,0 +1,118 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/termind/termind/internal/store"
+	"github.com/termind/termind/queue"
+)
+
+// batchParallelism is how many rows of one notify:batch task are sent at
+// once. Worker concurrency multiplies it, so it stays small.
+const batchParallelism = 8
+
+// BatchStore is what the batch path needs beyond NotifierStore.
+type BatchStore interface {
+	ClaimNotifications(ctx context.Context, ids []string, now, leaseUntil time.Time) ([]store.Notification, error)
+	FinishAttempts(ctx context.Context, now time.Time, items []store.Finish) ([]string, error)
+}
+
+// ProcessBatch handles notify:batch: the same send path as notify:send for
+// every row, with one claim and one record for the whole batch. Rows that
+// are not due and scheduled are left to their own task or the sweeper.
+func (nt *Notifier) ProcessBatch(ctx context.Context, t *asynq.Task) error {
+	p, err := queue.ParseNotifyBatchPayload(t.Payload())
+	if err != nil {
+		return fmt.Errorf("notify batch: %v: %w", err, asynq.SkipRetry)
+	}
+	return nt.DeliverBatch(ctx, p.NotificationIDs)
+}
+
+// DeliverBatch runs the send path for the given ids.
+func (nt *Notifier) DeliverBatch(ctx context.Context, ids []string) error {
+	bs, ok := nt.cfg.Store.(BatchStore)
+	if !ok {
+		// A store without batch support: one by one.
+		var errs []error
+		for _, id := range ids {
+			errs = append(errs, nt.Deliver(ctx, id))
+		}
+		return errors.Join(errs...)
+	}
+	now := nt.cfg.Now()
+	claimed, err := bs.ClaimNotifications(ctx, ids, now, now.Add(nt.cfg.Lease))
+	if err != nil {
+		return fmt.Errorf("notify batch: claim: %w", err)
+	}
+	results := make([]store.AttemptResult, len(claimed))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, batchParallelism)
+	for i, n := range claimed {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[i] = nt.attempt(ctx, n)
+		}()
+	}
+	wg.Wait()
+	return nt.recordBatch(ctx, claimed, results)
+}
+
+// recordBatch records all outcomes in one statement, retrying a few times
+// like finish does: after the providers accepted the messages the record
+// matters most.
+func (nt *Notifier) recordBatch(ctx context.Context, rows []store.Notification, results []store.AttemptResult) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	bs := nt.cfg.Store.(BatchStore)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	items := make([]store.Finish, len(rows))
+	for i, n := range rows {
+		items[i] = store.Finish{ID: n.ID, Result: results[i]}
+	}
+	const tries = 4
+	delay := 100 * time.Millisecond
+	var done []string
+	var err error
+	for i := range tries {
+		if done, err = bs.FinishAttempts(ctx, nt.cfg.Now(), items); err == nil {
+			break
+		}
+		if i < tries-1 {
+			if serr := sleep(ctx, delay); serr != nil {
+				break
+			}
+			delay *= 2
+		}
+	}
+	if err != nil {
+		nt.log.Error("notify: recording a batch failed", "notifications", len(rows))
+		return fmt.Errorf("notify batch: record outcomes: %w", err)
+	}
+	recorded := make(map[string]bool, len(done))
+	for _, id := range done {
+		recorded[id] = true
+	}
+	for i, n := range rows {
+		r := results[i]
+		if !recorded[n.ID] {
+			nt.log.Warn("notify: claim lost before recording", "notification_id", n.ID, "status", r.Status)
+			continue
+		}
+		nt.log.Debug("notify: done", "notification_id", n.ID, "tenant_id", n.TenantID,
+			"channel", n.Channel, "status", r.Status, "reason", r.Reason, "attempt", len(n.Attempts)+1)
+		nt.enqueueRetry(ctx, n, r)
+	}
+	nt.log.Info("notify: batch done", "notifications", len(rows), "recorded", len(done))
+	return nil
+}

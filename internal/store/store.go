@@ -116,9 +116,12 @@ type Consent struct {
 
 // Notification is one message to one recipient.
 type Notification struct {
-	ID             string
-	TenantID       string
-	SubjectID      string // optional for email; required for sms
+	ID        string
+	TenantID  string
+	SubjectID string // optional for email; required for sms
+	// AppointmentID links confirmations, reminders and notices planned
+	// for an appointment, so a reschedule can cancel its reminders.
+	AppointmentID  string
 	IdempotencyKey string
 	RequestHash    string // hex sha256 of the canonical request
 	Purpose        string

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -15,6 +16,13 @@ import (
 const (
 	notifyMaxRetry = 20
 	notifyTimeout  = 2 * time.Minute
+)
+
+// Sync task options: a pull of a large calendar takes a while; provider
+// trouble is retried with asynq's backoff.
+const (
+	syncMaxRetry = 10
+	syncTimeout  = 10 * time.Minute
 )
 
 // Revoke task options: removing our copies of a large calendar takes a
@@ -86,6 +94,42 @@ func (c *Client) EnqueueNotificationBatch(ctx context.Context, ids []string) err
 		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 			return fmt.Errorf("enqueue notification batch: %w", err)
 		}
+	}
+	return nil
+}
+
+// EnqueuePull asks for a pull of one connection; while one is pending,
+// another request is folded into it.
+func (c *Client) EnqueuePull(ctx context.Context, connectionID string, full bool) error {
+	b, err := json.Marshal(PullPayload{ConnectionID: connectionID, Full: full})
+	if err != nil {
+		return fmt.Errorf("enqueue pull: %w", err)
+	}
+	_, err = c.c.EnqueueContext(ctx, asynq.NewTask(TypeCalendarPull, b),
+		asynq.TaskID(PullTaskID(connectionID, full)),
+		asynq.Queue(c.queue),
+		asynq.MaxRetry(syncMaxRetry),
+		asynq.Timeout(syncTimeout))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue pull: %w", err)
+	}
+	return nil
+}
+
+// EnqueuePush asks for an appointment's copy on one connection to be
+// written at the given version.
+func (c *Client) EnqueuePush(ctx context.Context, p PushPayload) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("enqueue push: %w", err)
+	}
+	_, err = c.c.EnqueueContext(ctx, asynq.NewTask(TypeCalendarPush, b),
+		asynq.TaskID(PushTaskID(p.ConnectionID, p.AppointmentID, p.Version)),
+		asynq.Queue(c.queue),
+		asynq.MaxRetry(syncMaxRetry),
+		asynq.Timeout(syncTimeout))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue push: %w", err)
 	}
 	return nil
 }

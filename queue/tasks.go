@@ -154,3 +154,51 @@ func ParseConnectionPayload(b []byte) (ConnectionPayload, error) {
 	}
 	return p, nil
 }
+
+// PullPayload is the payload of calendar:pull.
+type PullPayload struct {
+	ConnectionID string `json:"connection_id"`
+	// Full asks for a full reconciliation instead of an incremental pull.
+	Full bool `json:"full,omitempty"`
+}
+
+// PushPayload is the payload of calendar:push: one appointment's copy on
+// one connection, at the appointment version that caused it.
+type PushPayload struct {
+	ConnectionID  string `json:"connection_id"`
+	AppointmentID string `json:"appointment_id"`
+	TenantID      string `json:"tenant_id"`
+	Version       int    `json:"version"`
+}
+
+// PullTaskID is one pending pull per connection (and kind): triggers that
+// arrive while one waits are folded into it.
+func PullTaskID(connectionID string, full bool) string {
+	if full {
+		return "calendar:pull:" + connectionID + ":full"
+	}
+	return "calendar:pull:" + connectionID
+}
+
+// PushTaskID is deterministic in connection, appointment and version.
+func PushTaskID(connectionID, appointmentID string, version int) string {
+	return fmt.Sprintf("calendar:push:%s:%s:%d", connectionID, appointmentID, version)
+}
+
+// ParsePullPayload decodes a calendar:pull payload.
+func ParsePullPayload(b []byte) (PullPayload, error) {
+	var p PullPayload
+	if err := json.Unmarshal(b, &p); err != nil || p.ConnectionID == "" {
+		return PullPayload{}, fmt.Errorf("pull payload: invalid (%v)", err)
+	}
+	return p, nil
+}
+
+// ParsePushPayload decodes a calendar:push payload.
+func ParsePushPayload(b []byte) (PushPayload, error) {
+	var p PushPayload
+	if err := json.Unmarshal(b, &p); err != nil || p.ConnectionID == "" || p.AppointmentID == "" || p.TenantID == "" {
+		return PushPayload{}, fmt.Errorf("push payload: invalid (%v)", err)
+	}
+	return p, nil
+}

@@ -5,8 +5,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/termind/termind/internal/spool"
 )
 
 // Dir "sends" by writing each message to <dir>/<ID>.eml, built exactly as
@@ -41,31 +42,8 @@ func (d *Dir) Send(ctx context.Context, m Message) (string, error) {
 	if _, err := msg.WriteTo(&buf); err != nil {
 		return "", &Error{Op: "write", ProviderCode: CodeInvalid, Reason: "render message", Err: err}
 	}
-	if err := writeFileAtomic(filepath.Join(d.dir, m.ID+".eml"), buf.Bytes()); err != nil {
+	if err := spool.Write(d.dir, m.ID+".eml", buf.Bytes()); err != nil {
 		return "", &Error{Op: "write", ProviderCode: CodeIO, Transient: true, Reason: "write .eml file", Err: err}
 	}
 	return messageID, nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o640); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

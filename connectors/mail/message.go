@@ -13,6 +13,8 @@ import (
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+
+	"github.com/termind/termind/internal/spool"
 )
 
 // Message is one mail to one recipient.
@@ -101,14 +103,8 @@ func checkID(id string) error {
 	if id == "" {
 		return invalid("message has no ID", nil)
 	}
-	if id[0] == '.' || len(id) > 200 {
-		return invalid("message ID is not a safe file name", nil)
-	}
-	for _, r := range id {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
-		if !ok {
-			return invalid("message ID may only hold letters, digits, '-', '_' and '.'", nil)
-		}
+	if !spool.ValidName(id) {
+		return invalid("message ID may only hold letters, digits, '-', '_' and '.', not starting with '.'", nil)
 	}
 	return nil
 }

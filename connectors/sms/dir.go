@@ -8,8 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/termind/termind/internal/spool"
 )
 
 // Dir "sends" by writing each message to <dir>/<ID>.json. It is the default
@@ -69,7 +70,7 @@ func (d *Dir) Send(ctx context.Context, m Message) (string, error) {
 	if err != nil {
 		return "", &Error{ProviderCode: CodeInvalid, Err: fmt.Errorf("sms: encode: %w", err)}
 	}
-	if err := writeFileAtomic(filepath.Join(d.dir, m.ID+".json"), append(data, '\n')); err != nil {
+	if err := spool.Write(d.dir, m.ID+".json", append(data, '\n')); err != nil {
 		return "", &Error{ProviderCode: CodeIO, Transient: true, Err: fmt.Errorf("sms: write .json file: %w", err)}
 	}
 	return rec.SID, nil
@@ -77,37 +78,8 @@ func (d *Dir) Send(ctx context.Context, m Message) (string, error) {
 
 // checkID refuses ids that are unsafe as a file name.
 func checkID(id string) error {
-	bad := id == "" || id[0] == '.' || len(id) > 200
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			bad = true
-		}
-	}
-	if bad {
+	if !spool.ValidName(id) {
 		return &Error{ProviderCode: CodeInvalid, Err: errors.New("sms: message ID must be letters, digits, '-', '_' or '.', not starting with '.'")}
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o640); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

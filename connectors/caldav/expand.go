@@ -81,6 +81,10 @@ const (
 	// those before the window (rules with COUNT are counted from their
 	// start).
 	maxWalk = 100000
+	// maxRules bounds the recurrence rules one call expands. A CalDAV
+	// object holds one event; whole-calendar exports have a few dozen
+	// series. Each rule costs at most milliseconds, so this bounds a call.
+	maxRules = 1000
 )
 
 // Occurrences returns the occurrences of the events in cal that overlap
@@ -110,11 +114,18 @@ const (
 //   - VEVENTs without UID (CalDAV servers refuse them, files have them)
 //     are single events of their own, reported with UID "".
 //
+// The work is bounded: a series yields at most MaxOccurrences in the
+// window; rules without COUNT are started just before the window instead
+// of at DTSTART; a rule is walked through at most 100,000 instances; a
+// rule with COUNT that starts more than 100,000 periods before the window
+// is not expanded; one call expands at most 1,000 rules; rules recurring
+// more often than daily are refused.
+//
 // A VEVENT that cannot be used (no or unreadable DTSTART, DTEND before
-// DTSTART, an unreadable rule or date list) is left out, and so is the
-// rest of a series beyond MaxOccurrences; everything else is still
-// returned, together with a *SkippedError listing what was left out.
-// Other errors (nil calendar, empty window) come with no occurrences.
+// DTSTART, an unreadable or refused rule or date list) is left out, and so
+// is whatever the bounds cut off; everything else is still returned,
+// together with a *SkippedError listing what was left out. Other errors
+// (nil calendar, empty window) come with no occurrences.
 func Occurrences(cal *ical.Calendar, from, to time.Time, floating *time.Location) ([]Occurrence, error) {
 	if cal == nil || cal.Component == nil {
 		return nil, errors.New("caldav: occurrences: nil calendar")
@@ -123,9 +134,10 @@ func Occurrences(cal *ical.Calendar, from, to time.Time, floating *time.Location
 		return nil, fmt.Errorf("caldav: occurrences: empty window %s to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
 	x := &expander{
-		zones: newZones(cal, floating, to.UTC().Year()+1),
-		from:  from.UTC(),
-		to:    to.UTC(),
+		zones:     newZones(cal, floating, to.UTC().Year()+1),
+		from:      from.UTC(),
+		to:        to.UTC(),
+		rulesLeft: maxRules,
 	}
 	groups := map[string]*series{}
 	var order []string
@@ -165,9 +177,10 @@ func Occurrences(cal *ical.Calendar, from, to time.Time, floating *time.Location
 
 // expander holds what one call to Occurrences works with.
 type expander struct {
-	zones    *zones
-	from, to time.Time
-	skipped  []SkippedComponent
+	zones     *zones
+	from, to  time.Time
+	skipped   []SkippedComponent
+	rulesLeft int // of maxRules
 }
 
 func (x *expander) skip(uid, rid, reason string) {
@@ -292,6 +305,9 @@ func (x *expander) parseEvent(c *ical.Component) (*event, error) {
 		}
 	}
 	for _, p := range c.Props.Values(ical.PropRecurrenceRule) {
+		if strings.TrimSpace(p.Value) == "" {
+			continue // an empty RRULE says nothing, like an empty RDATE
+		}
 		r, err := parseRule(p.Value)
 		if err != nil {
 			return nil, fmt.Errorf("RRULE: %w", err)
@@ -576,6 +592,10 @@ func (x *expander) expandMaster(s *series, m *event, overrides map[string]*event
 	}
 	lo, hi := x.from.Add(-margin), x.to.Add(margin)
 	for _, r := range m.rules {
+		if x.rulesLeft--; x.rulesLeft < 0 {
+			x.skip(s.uid, "", fmt.Sprintf("more than %d recurrence rules in one calendar object; the rest are not expanded", maxRules))
+			return
+		}
 		exp := expansion{rule: r, dtstart: m.start, toInstant: m.zone.instant, lo: lo, hi: hi, maxWalk: maxWalk}
 		stopped := false
 		truncated, err := exp.run(func(wall time.Time) bool {

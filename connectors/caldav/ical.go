@@ -35,7 +35,8 @@ const (
 //
 // A UTF-8 byte order mark is ignored. When the data holds several
 // VCALENDAR objects one after another, their components are gathered into
-// the first, so no event in them is lost.
+// the first, so no event in them is lost; anything unreadable after a
+// complete VCALENDAR is ignored.
 func ParseObject(data []byte) (cal *ical.Calendar, err error) {
 	if len(data) > MaxObjectBytes {
 		return nil, fmt.Errorf("caldav: parse calendar object: %d bytes, more than the %d allowed", len(data), MaxObjectBytes)
@@ -51,21 +52,24 @@ func ParseObject(data []byte) (cal *ical.Calendar, err error) {
 	// returning an error; turn that into an error like any other.
 	defer func() {
 		if r := recover(); r != nil {
-			cal, err = nil, fmt.Errorf("caldav: parse calendar object: malformed content line (%v)", r)
+			cal, err = nil, errors.New("caldav: parse calendar object: malformed property parameters")
 		}
 	}()
 	dec := ical.NewDecoder(bytes.NewReader(data))
 	cal, err = dec.Decode()
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, errors.New("caldav: parse calendar object: data ends before END:VCALENDAR")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("caldav: parse calendar object: %w", err)
 	}
+	// What follows a complete VCALENDAR is either another one (some
+	// exports concatenate them) or junk such as a trailing comment line.
+	// Junk is dropped rather than failing the complete calendar before it.
 	for {
 		more, err := dec.Decode()
-		if errors.Is(err, io.EOF) {
-			break
-		}
 		if err != nil {
-			return nil, fmt.Errorf("caldav: parse calendar object: after the first VCALENDAR: %w", err)
+			break
 		}
 		cal.Children = append(cal.Children, more.Children...)
 	}

@@ -14,6 +14,11 @@ import (
 // recurRule is one RRULE, parsed for rrule-go. UNTIL is kept apart and
 // checked here: rrule-go compares it with wall clock readings, but a UTC
 // UNTIL must be compared with instants.
+//
+// go-ical's Component.RecurrenceSet is not used: it adds the EXDATEs a
+// second time in place of the RDATEs, reads UNTIL and floating values in
+// UTC, knows only IANA TZIDs and puts no bound on the work. rrule-go itself
+// does the expansion.
 type recurRule struct {
 	opt   rrule.ROption // without DTSTART and UNTIL
 	until *stamp
@@ -29,11 +34,14 @@ const (
 	maxTimesPerDay = 100
 )
 
-// parseRule parses an RRULE value. X- parts are ignored; recurrence more
-// often than hourly is refused (no calendar a booking platform syncs
-// needs it, and it is what makes rrule-go slow).
+// parseRule parses an RRULE value. X- parts are ignored. Recurrence more
+// often than daily is refused: calendars of people who book appointments
+// do not use it, and rrule-go walks such rules hour by hour, which a
+// hostile rule can make take minutes.
 func parseRule(v string) (recurRule, error) {
-	v = strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(v)), "RRULE:")
+	// Some exporters put spaces after the commas of BYDAY lists.
+	v = strings.Join(strings.Fields(v), "")
+	v = strings.TrimPrefix(strings.ToUpper(v), "RRULE:")
 	var r recurRule
 	var keep []string
 	for part := range strings.SplitSeq(v, ";") {
@@ -68,8 +76,8 @@ func parseRule(v string) (recurRule, error) {
 		return recurRule{}, fmt.Errorf("rule %q: %w", v, err)
 	}
 	opt := *o
-	if opt.Freq == rrule.MINUTELY || opt.Freq == rrule.SECONDLY {
-		return recurRule{}, fmt.Errorf("rule %q: recurring more often than hourly is not supported", v)
+	if opt.Freq > rrule.DAILY {
+		return recurRule{}, fmt.Errorf("rule %q: recurring more often than daily is not supported", v)
 	}
 	// Duplicates in BY lists only cost time; without them each list is
 	// bounded by the range of its values.
@@ -113,6 +121,11 @@ const probeYear = 9959
 // errNeverMatches is returned by run for a rule that has no instances.
 var errNeverMatches = errors.New("the recurrence rule never matches")
 
+// errStartsTooEarly is returned by run for a rule with COUNT whose start
+// lies more than maxWalk periods before the window: its instances would
+// have to be counted from there.
+var errStartsTooEarly = errors.New("a rule with COUNT that starts too long before the window")
+
 // run calls yield with the wall reading of every instance in [lo, hi), in
 // order, until yield returns false. truncated reports that it stopped
 // after maxWalk instances. DTSTART is not added here: RFC 5545 counts it
@@ -120,8 +133,14 @@ var errNeverMatches = errors.New("the recurrence rule never matches")
 func (x expansion) run(yield func(time.Time) bool) (truncated bool, err error) {
 	opt := x.rule.opt
 	opt.Dtstart = x.dtstart.wall
-	if !hoursReachable(opt) {
-		return false, errNeverMatches
+	if opt.Count > 0 {
+		days := (x.hi.Unix() - opt.Dtstart.Unix()) / 86400
+		if opt.Freq == rrule.WEEKLY {
+			days /= 7
+		}
+		if days > int64(x.maxWalk) && opt.Freq >= rrule.WEEKLY {
+			return false, errStartsTooEarly
+		}
 	}
 	probe := opt
 	probe.Count = 0
@@ -180,28 +199,6 @@ func (x expansion) untilCheck() func(time.Time) bool {
 	return func(w time.Time) bool { return !w.After(u.wall) }
 }
 
-// hoursReachable reports whether an hourly rule can ever reach one of its
-// BYHOUR values; rrule-go loops forever looking for one otherwise.
-func hoursReachable(opt rrule.ROption) bool {
-	if opt.Freq != rrule.HOURLY || len(opt.Byhour) == 0 {
-		return true
-	}
-	step := gcd(max(opt.Interval, 1), 24)
-	for _, h := range opt.Byhour {
-		if (h-opt.Dtstart.Hour())%step == 0 {
-			return true
-		}
-	}
-	return false
-}
-
-func gcd(a, b int) int {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
-}
-
 // advance moves the rule's DTSTART forward by whole periods (INTERVAL ×
 // FREQ) to one or two periods before target, and spells out the values
 // rrule-go would otherwise take from the original DTSTART, so the moved
@@ -216,6 +213,8 @@ func advance(opt rrule.ROption, target time.Time) rrule.ROption {
 	noDayRules := len(opt.Byweekno) == 0 && len(opt.Byyearday) == 0 && len(opt.Bymonthday) == 0 &&
 		len(opt.Byweekday) == 0 && len(opt.Byeaster) == 0
 	h, m, s := start.Clock()
+	// Spans are counted in Unix seconds: time.Sub saturates after 292
+	// years, and the probe moves rules thousands of years ahead.
 	switch opt.Freq {
 	case rrule.YEARLY:
 		k := (target.Year() - start.Year() - 1) / n * n
@@ -253,13 +252,6 @@ func advance(opt rrule.ROption, target time.Time) rrule.ROption {
 			return opt
 		}
 		opt.Dtstart = start.AddDate(0, 0, k)
-	case rrule.HOURLY:
-		hours := int((target.Unix()-start.Unix())/3600) - 1
-		k := hours / n * n
-		if k <= 0 {
-			return opt
-		}
-		opt.Dtstart = start.Add(time.Duration(k) * time.Hour)
 	}
 	return opt
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-ical"
+	"github.com/teambition/rrule-go"
 )
 
 // zone turns the wall clock readings of one TZID into instants and back.
@@ -289,6 +290,11 @@ func parseVTimezone(vtz *ical.Component, horizon int) (*vtzRules, error) {
 			rl, err := parseRule(p.Value)
 			if err != nil {
 				return nil, fmt.Errorf("observance RRULE: %w", err)
+			}
+			// Real zones change offsets once or twice a year; anything
+			// denser is not a time zone and would only cost time.
+			if rl.opt.Freq != rrule.YEARLY {
+				return nil, fmt.Errorf("observance RRULE %q: only yearly rules are supported", p.Value)
 			}
 			x := expansion{rule: rl, dtstart: start, toInstant: toInstant, lo: start.wall, hi: hi, maxWalk: maxOnsets}
 			if _, err := x.run(func(wall time.Time) bool { add(toInstant(wall)); return true }); err != nil {

@@ -59,6 +59,12 @@ func loadMigrations(dialect string) ([]migration, error) {
 // Migrate applies the embedded migrations (PostgreSQL: under an advisory lock).
 // It is idempotent: applied versions are skipped.
 func (s *Store) Migrate(ctx context.Context) error {
+	return s.migrateUpTo(ctx, -1)
+}
+
+// migrateUpTo applies the migrations up to version upTo (all when
+// negative); tests use it to build a database of an older schema.
+func (s *Store) migrateUpTo(ctx context.Context, upTo int64) error {
 	list, err := loadMigrations(s.dialect)
 	if err != nil {
 		return err
@@ -89,6 +95,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate: create schema_migrations: %w", err)
 	}
 	for _, m := range list {
+		if upTo >= 0 && m.version > upTo {
+			break
+		}
 		if err := s.applyMigration(ctx, conn, m); err != nil {
 			return err
 		}

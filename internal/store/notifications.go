@@ -13,7 +13,7 @@ import (
 
 // notificationCols is the column list every notification query returns, in
 // the order scanNotification reads it.
-const notificationCols = `id, tenant_id, subject_id, idempotency_key, request_hash, purpose, channel,
+const notificationCols = `id, tenant_id, subject_id, appointment_id, idempotency_key, request_hash, purpose, channel,
 	recipient, locale, template, data, status, status_reason, send_at, attempts, provider_id,
 	claimed_until, needs_reconciliation, created_at, updated_at, final_at, expires_at`
 
@@ -32,7 +32,7 @@ func scanNotification(r rowScanner) (Notification, error) {
 	var n Notification
 	var data, attempts string
 	var sendAt, claimed, created, updated, final, expires int64
-	if err := r.Scan(&n.ID, &n.TenantID, &n.SubjectID, &n.IdempotencyKey, &n.RequestHash, &n.Purpose, &n.Channel,
+	if err := r.Scan(&n.ID, &n.TenantID, &n.SubjectID, &n.AppointmentID, &n.IdempotencyKey, &n.RequestHash, &n.Purpose, &n.Channel,
 		&n.Recipient, &n.Locale, &n.Template, &data, &n.Status, &n.StatusReason, &sendAt, &attempts, &n.ProviderID,
 		&claimed, &n.NeedsReconciliation, &created, &updated, &final, &expires); err != nil {
 		return Notification{}, err
@@ -82,9 +82,9 @@ func (s *Store) CreateNotifications(ctx context.Context, items []Notification) (
 
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		ins, err := tx.PrepareContext(ctx, s.rebind(`INSERT INTO notifications (id, tenant_id, subject_id,
-			idempotency_key, request_hash, purpose, channel, recipient, locale, template, data, status,
-			send_at, attempts, created_at, created_day, updated_at, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?)
+			appointment_id, idempotency_key, request_hash, purpose, channel, recipient, locale, template, data,
+			status, send_at, attempts, created_at, created_day, updated_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?)
 			ON CONFLICT (tenant_id, idempotency_key) DO NOTHING`))
 		if err != nil {
 			return err
@@ -116,6 +116,7 @@ func (s *Store) CreateNotifications(ctx context.Context, items []Notification) (
 				ID:             newID("ntf_"),
 				TenantID:       it.TenantID,
 				SubjectID:      it.SubjectID,
+				AppointmentID:  it.AppointmentID,
 				IdempotencyKey: it.IdempotencyKey,
 				RequestHash:    it.RequestHash,
 				Purpose:        it.Purpose,
@@ -137,7 +138,7 @@ func (s *Store) CreateNotifications(ctx context.Context, items []Notification) (
 				n.SendAt = now
 			}
 			n.ExpiresAt = fromMS(ms(n.SendAt) + keep)
-			res, err := ins.ExecContext(ctx, n.ID, n.TenantID, n.SubjectID, n.IdempotencyKey, n.RequestHash,
+			res, err := ins.ExecContext(ctx, n.ID, n.TenantID, n.SubjectID, n.AppointmentID, n.IdempotencyKey, n.RequestHash,
 				n.Purpose, n.Channel, n.Recipient, n.Locale, n.Template, string(n.Data), n.Status,
 				ms(n.SendAt), ms(now), dayOf(ms(now)), ms(now), ms(n.ExpiresAt))
 			if err != nil {

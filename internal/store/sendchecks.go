@@ -26,14 +26,16 @@ type SendChecks struct {
 func (s *Store) SendChecks(ctx context.Context, tenantID, subjectID, purpose string) (SendChecks, error) {
 	var c SendChecks
 	var retentionMS, auditMS, created int64
-	err := s.read.QueryRowContext(ctx, s.rebind(`SELECT t.id, t.name, t.default_locale, t.notification_retention_ms, t.audit_retention_ms, t.created_at,
+	var rules string
+	err := s.read.QueryRowContext(ctx, s.rebind(`SELECT t.id, t.name, t.default_locale, t.notification_retention_ms, t.audit_retention_ms,
+			t.reminder_rules, t.created_at,
 			COALESCE(sub.restricted, FALSE), COALESCE(sub.sms_opted_out, FALSE),
 			COALESCE((SELECT c.decision FROM consents c
 				WHERE c.tenant_id = t.id AND c.subject_id = ? AND c.purpose = ?
 				ORDER BY c.created_at DESC, c.id DESC LIMIT 1), '')
 		FROM tenants t LEFT JOIN subjects sub ON sub.tenant_id = t.id AND sub.id = ?
 		WHERE t.id = ?`), subjectID, purpose, subjectID, tenantID).Scan(
-		&c.Tenant.ID, &c.Tenant.Name, &c.Tenant.DefaultLocale, &retentionMS, &auditMS, &created,
+		&c.Tenant.ID, &c.Tenant.Name, &c.Tenant.DefaultLocale, &retentionMS, &auditMS, &rules, &created,
 		&c.Restricted, &c.SMSOptedOut, &c.Consent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return SendChecks{}, fmt.Errorf("send checks: tenant %w", ErrNotFound)
@@ -44,5 +46,11 @@ func (s *Store) SendChecks(ctx context.Context, tenantID, subjectID, purpose str
 	c.Tenant.NotificationRetention = time.Duration(retentionMS) * time.Millisecond
 	c.Tenant.AuditRetention = time.Duration(auditMS) * time.Millisecond
 	c.Tenant.CreatedAt = fromMS(created)
+	if c.Tenant.ReminderRules, err = parseMinutes(rules); err != nil {
+		return SendChecks{}, fmt.Errorf("send checks: tenant reminder rules: %w", err)
+	}
+	if c.Tenant.ReminderRules == nil {
+		c.Tenant.ReminderRules = []time.Duration{}
+	}
 	return c, nil
 }

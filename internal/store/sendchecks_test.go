@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"errors"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -53,11 +55,12 @@ func TestSendChecks(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s/%s: %v", c.subject, c.purpose, err)
 			}
-			if got.Tenant.ID != tn.ID || got.Tenant.DefaultLocale != tn.DefaultLocale || got.Tenant.NotificationRetention != tn.NotificationRetention {
+			if got.Tenant.ID != tn.ID || got.Tenant.DefaultLocale != tn.DefaultLocale || got.Tenant.NotificationRetention != tn.NotificationRetention ||
+				!slices.Equal(got.Tenant.ReminderRules, []time.Duration{24 * time.Hour}) {
 				t.Errorf("%s/%s: tenant = %+v, want %+v", c.subject, c.purpose, got.Tenant, tn)
 			}
 			got.Tenant = store.Tenant{}
-			if got != c.want {
+			if !reflect.DeepEqual(got, c.want) {
 				t.Errorf("%s/%s: got %+v, want %+v", c.subject, c.purpose, got, c.want)
 			}
 		}

@@ -13,7 +13,9 @@
 // attempts, delivery reports), purge.go (retention and delivery_stats),
 // connections.go (connections, revocation, the calendar write fence),
 // audit.go, oauth.go (pending OAuth authorizations), subjectrights.go
-// (export, erasure), seal.go (credentials sealed at rest, key rotation).
+// (export, erasure), seal.go (credentials sealed at rest, key rotation),
+// appointments.go (appointments, their subjects and notifications),
+// syncstate.go (links, imported events, busy time, sync runs).
 // Tests get a fresh store per dialect from the storetest package.
 package store
 
@@ -78,7 +80,11 @@ type Tenant struct {
 	NotificationRetention time.Duration
 	// AuditRetention is how long an audit entry is kept (default 365 days).
 	AuditRetention time.Duration
-	CreatedAt      time.Time
+	// ReminderRules say how long before an appointment's start its
+	// reminders go out (default: 24 hours), for appointments that bring no
+	// rules of their own. Empty: no reminders.
+	ReminderRules []time.Duration
+	CreatedAt     time.Time
 }
 
 // APIKey is a stored key: only a hash of the secret part is kept.

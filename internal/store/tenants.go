@@ -20,19 +20,31 @@ const (
 	DefaultAuditRetention        = 365 * 24 * time.Hour
 )
 
+// DefaultReminderRules are a new tenant's reminder rules: one reminder 24
+// hours before the appointment.
+func DefaultReminderRules() []time.Duration { return []time.Duration{24 * time.Hour} }
+
 // tokenPrefix starts every API token: "tmd_<key id>_<64 hex chars>".
 const tokenPrefix = "tmd_"
 
-const tenantCols = "id, name, default_locale, notification_retention_ms, audit_retention_ms, created_at"
+const tenantCols = "id, name, default_locale, notification_retention_ms, audit_retention_ms, reminder_rules, created_at"
 
 func scanTenant(r rowScanner) (Tenant, error) {
 	var t Tenant
 	var retention, auditRetention, created int64
-	if err := r.Scan(&t.ID, &t.Name, &t.DefaultLocale, &retention, &auditRetention, &created); err != nil {
+	var rules string
+	if err := r.Scan(&t.ID, &t.Name, &t.DefaultLocale, &retention, &auditRetention, &rules, &created); err != nil {
 		return Tenant{}, err
 	}
 	t.NotificationRetention = time.Duration(retention) * time.Millisecond
 	t.AuditRetention = time.Duration(auditRetention) * time.Millisecond
+	var err error
+	if t.ReminderRules, err = parseMinutes(rules); err != nil {
+		return Tenant{}, fmt.Errorf("tenant %s: reminder rules: %w", t.ID, err)
+	}
+	if t.ReminderRules == nil {
+		t.ReminderRules = []time.Duration{}
+	}
 	t.CreatedAt = fromMS(created)
 	return t, nil
 }
@@ -48,10 +60,15 @@ func (s *Store) CreateTenant(ctx context.Context, name string) (Tenant, error) {
 		DefaultLocale:         DefaultLocale,
 		NotificationRetention: DefaultNotificationRetention,
 		AuditRetention:        DefaultAuditRetention,
+		ReminderRules:         DefaultReminderRules(),
 		CreatedAt:             truncMS(time.Now()),
 	}
-	_, err := s.db.ExecContext(ctx, s.rebind("INSERT INTO tenants ("+tenantCols+") VALUES (?, ?, ?, ?, ?, ?)"),
-		t.ID, t.Name, t.DefaultLocale, t.NotificationRetention.Milliseconds(), t.AuditRetention.Milliseconds(), ms(t.CreatedAt))
+	rules, err := formatMinutes(t.ReminderRules)
+	if err != nil {
+		return Tenant{}, fmt.Errorf("create tenant: %w", err)
+	}
+	_, err = s.db.ExecContext(ctx, s.rebind("INSERT INTO tenants ("+tenantCols+") VALUES (?, ?, ?, ?, ?, ?, ?)"),
+		t.ID, t.Name, t.DefaultLocale, t.NotificationRetention.Milliseconds(), t.AuditRetention.Milliseconds(), rules, ms(t.CreatedAt))
 	if err != nil {
 		return Tenant{}, fmt.Errorf("create tenant: %w", err)
 	}
@@ -66,6 +83,30 @@ func (s *Store) GetTenant(ctx context.Context, id string) (Tenant, error) {
 	}
 	if err != nil {
 		return Tenant{}, fmt.Errorf("get tenant: %w", err)
+	}
+	return t, nil
+}
+
+// SetTenantReminderRules replaces a tenant's reminder rules: how long
+// before an appointment's start its reminders are sent (whole minutes,
+// positive; normalised to ascending order without duplicates). An empty
+// list means no reminders. ErrNotFound for an unknown tenant.
+func (s *Store) SetTenantReminderRules(ctx context.Context, tenantID string, rules []time.Duration) (Tenant, error) {
+	norm, err := normaliseReminders(rules)
+	if err != nil {
+		return Tenant{}, fmt.Errorf("set reminder rules: %w", err)
+	}
+	if norm == nil {
+		norm = []time.Duration{}
+	}
+	text, err := formatMinutes(norm)
+	if err != nil {
+		return Tenant{}, fmt.Errorf("set reminder rules: %w", err)
+	}
+	t, err := scanTenant(s.db.QueryRowContext(ctx, s.rebind("UPDATE tenants SET reminder_rules = ? WHERE id = ? RETURNING "+tenantCols),
+		text, tenantID))
+	if err != nil {
+		return Tenant{}, fmt.Errorf("set reminder rules: %w", notFound(err))
 	}
 	return t, nil
 }

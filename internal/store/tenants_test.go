@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"errors"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +27,7 @@ func TestTenants(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, err := s.GetTenant(ctx, a.ID)
-		if err != nil || got != a {
+		if err != nil || !reflect.DeepEqual(got, a) {
 			t.Errorf("GetTenant = %+v, %v; want %+v", got, err, a)
 		}
 		if _, err := s.GetTenant(ctx, "tnt_missing"); !errors.Is(err, store.ErrNotFound) {
@@ -37,6 +39,59 @@ func TestTenants(t *testing.T) {
 		}
 		if _, err := s.CreateTenant(ctx, " "); err == nil {
 			t.Errorf("blank tenant name accepted")
+		}
+	})
+}
+
+func TestTenantReminderRules(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := testCtx(t)
+		tn, err := s.CreateTenant(ctx, "Praxis R")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(tn.ReminderRules, []time.Duration{24 * time.Hour}) {
+			t.Errorf("new tenant's reminder rules = %v, want [24h]", tn.ReminderRules)
+		}
+		cases := []struct {
+			name string
+			in   []time.Duration
+			want []time.Duration
+			bad  bool
+		}{
+			{"sorted and unique", []time.Duration{24 * time.Hour, time.Hour, time.Hour}, []time.Duration{time.Hour, 24 * time.Hour}, false},
+			{"none", []time.Duration{}, []time.Duration{}, false},
+			{"nil means none", nil, []time.Duration{}, false},
+			{"not whole minutes", []time.Duration{90 * time.Second}, nil, true},
+			{"not before the start", []time.Duration{0}, nil, true},
+		}
+		for _, c := range cases {
+			got, err := s.SetTenantReminderRules(ctx, tn.ID, c.in)
+			if c.bad {
+				if err == nil {
+					t.Errorf("%s: accepted %v", c.name, c.in)
+				}
+				continue
+			}
+			if err != nil || !reflect.DeepEqual(got.ReminderRules, c.want) {
+				t.Errorf("%s: SetTenantReminderRules = %v, %v; want %v", c.name, got.ReminderRules, err, c.want)
+			}
+			read, err := s.GetTenant(ctx, tn.ID)
+			if err != nil || !reflect.DeepEqual(read.ReminderRules, c.want) {
+				t.Errorf("%s: GetTenant rules = %v, %v; want %v", c.name, read.ReminderRules, err, c.want)
+			}
+			checks, err := s.SendChecks(ctx, tn.ID, "", "")
+			if err != nil || !reflect.DeepEqual(checks.Tenant.ReminderRules, c.want) {
+				t.Errorf("%s: SendChecks rules = %v, %v; want %v", c.name, checks.Tenant.ReminderRules, err, c.want)
+			}
+		}
+		// A refused change keeps the rules stored before.
+		if got, _ := s.GetTenant(ctx, tn.ID); len(got.ReminderRules) != 0 {
+			t.Errorf("rules after refused changes = %v, want the last accepted (none)", got.ReminderRules)
+		}
+		if _, err := s.SetTenantReminderRules(ctx, "tnt_missing", nil); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("unknown tenant: %v, want ErrNotFound", err)
 		}
 	})
 }

@@ -130,7 +130,10 @@ func newEnv(t *testing.T, dialect, privacy string) *env {
 
 type tWriter struct{ t *testing.T }
 
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func (e *env) pull(full bool) store.SyncResult {
 	e.t.Helper()

@@ -41,6 +41,10 @@ type SweeperConfig struct {
 	// retries). Either nil: revocations are not swept.
 	Revoking RevokingLister
 	Revokes  RevokeEnqueuer
+	// Poll, when set, runs at the end of each sweep: the calendar sync
+	// poller (Poller.Poll), which enqueues the pulls that are due. Its
+	// error counts as one failure of the sweep. Nil: no polling.
+	Poll func(ctx context.Context) error
 	// Lookahead also enqueues rows due this soon, so that they run on time
 	// even if the next sweep is a period away (default 1 min).
 	Lookahead time.Duration
@@ -156,6 +160,12 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 
 	if s.cfg.Revoking != nil && s.cfg.Revokes != nil {
 		errs = append(errs, s.sweepRevocations(ctx, now, &rep)...)
+	}
+	if s.cfg.Poll != nil {
+		if err := s.cfg.Poll(ctx); err != nil {
+			rep.Failed++
+			errs = append(errs, err)
+		}
 	}
 
 	s.log.Info("sweep: done", "enqueued", rep.Enqueued, "interrupted", rep.Interrupted,

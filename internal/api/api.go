@@ -1,6 +1,7 @@
 // Package api is termind's HTTP interface: booking systems enqueue
-// notifications, record consent decisions and connect their customers'
-// calendars; operators restrict, export and erase subjects and revoke
+// notifications, upsert and cancel appointments (copied to consented
+// calendars, with their notices and reminders), read busy times, record
+// consent decisions and connect their customers' calendars; operators restrict, export and erase subjects and revoke
 // connections; Twilio reports deliveries and Google sends the browser back
 // from its consent screen. Input is validated completely before anything is
 // stored or enqueued; every refusal names the field and the rule. Every
@@ -20,6 +21,9 @@
 //	connections.go    CalDAV connect, list, show, revoke
 //	google.go         Google authorization and its OAuth callback
 //	subjects.go       data-subject rights: export and erasure
+//	appointments.go   appointment upsert and cancel: validation, pushes, notices and reminders
+//	busy.go           a subject's busy times
+//	sync.go           sync now, and the sync block of a connection's view
 //	twilio.go         Twilio delivery callbacks
 //	health.go         liveness and readiness
 package api
@@ -76,6 +80,14 @@ type Store interface {
 	ConsumeOAuthState(ctx context.Context, nonce string, now time.Time) (store.OAuthState, error)
 	ExportSubject(ctx context.Context, tenantID, subjectID string) (store.SubjectExport, error)
 	EraseSubject(ctx context.Context, tenantID, subjectID, actor, sourceIP string) (store.EraseReport, error)
+
+	UpsertAppointment(ctx context.Context, a store.Appointment) (store.AppointmentChange, error)
+	GetAppointment(ctx context.Context, tenantID, id string) (store.Appointment, error)
+	CancelAppointment(ctx context.Context, tenantID, id string) (store.AppointmentChange, error)
+	AppointmentConnections(ctx context.Context, tenantID, appointmentID string) ([]store.Connection, error)
+	CancelAppointmentNotifications(ctx context.Context, tenantID, appointmentID, purpose string) (int, error)
+	BusyIntervals(ctx context.Context, tenantID, subjectID string, from, to time.Time) ([]store.BusyInterval, error)
+	GetSyncStatus(ctx context.Context, connectionID string) (store.SyncStatus, error)
 }
 
 // Renderer checks that a notification can be rendered: the template and
@@ -87,7 +99,9 @@ type Renderer interface {
 
 // Enqueuer hands stored work to the queue: a notification to send, or the
 // cleanup of a connection whose revocation has committed. Tasks carry ids
-// only.
+// only. Queues that also carry calendar work implement EnqueuePush
+// (appointment copies) and EnqueuePull (sync now), as queue.Client does;
+// the API finds them by type assertion.
 type Enqueuer interface {
 	EnqueueNotification(ctx context.Context, id string, attempt int, at time.Time) error
 	EnqueueRevoke(ctx context.Context, connectionID string) error
@@ -182,6 +196,10 @@ func New(cfg Config, d Deps) http.Handler {
 	mux.HandleFunc("GET /v1/connections", s.auth(store.RoleIngest, s.listConnections))
 	mux.HandleFunc("GET /v1/connections/{id}", s.auth(store.RoleIngest, s.getConnection))
 	mux.HandleFunc("POST /v1/connections/{id}/revoke", s.auth(store.RoleIngest, s.revokeConnection))
+	mux.HandleFunc("POST /v1/connections/{id}/sync", s.auth(store.RoleIngest, s.syncConnection))
+	mux.HandleFunc("PUT /v1/appointments/{id}", s.auth(store.RoleIngest, s.putAppointment))
+	mux.HandleFunc("DELETE /v1/appointments/{id}", s.auth(store.RoleIngest, s.cancelAppointment))
+	mux.HandleFunc("GET /v1/subjects/{id}/busy", s.auth(store.RoleIngest, s.subjectBusy))
 	mux.HandleFunc("GET /v1/subjects/{id}/export", s.auth(store.RoleAdmin, s.exportSubject))
 	mux.HandleFunc("DELETE /v1/subjects/{id}", s.auth(store.RoleAdmin, s.eraseSubject))
 	mux.HandleFunc("POST /webhooks/twilio/status", s.twilioStatus)

@@ -71,6 +71,8 @@ type connectionView struct {
 	// Cleanup tells how removing synced data stands after a revocation:
 	// "pending" while revoking, "done" once revoked, "" before.
 	Cleanup string `json:"cleanup"`
+	// Sync is shown by GET /v1/connections/{id} and the list.
+	Sync *connectionSyncView `json:"sync,omitempty"`
 }
 
 func viewConnection(c store.Connection) connectionView {
@@ -292,7 +294,12 @@ func (s *server) listConnections(w http.ResponseWriter, r *http.Request, key sto
 	}
 	out := connectionList{Items: make([]connectionView, 0, len(cs))}
 	for _, c := range cs {
-		out.Items = append(out.Items, viewConnection(c))
+		v, err := s.viewConnectionWithSync(r.Context(), c)
+		if err != nil {
+			s.internalError(w, r, "list connections", err)
+			return
+		}
+		out.Items = append(out.Items, v)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -312,7 +319,12 @@ func (s *server) getConnection(w http.ResponseWriter, r *http.Request, key store
 		s.internalError(w, r, "get connection", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, viewConnection(c))
+	v, err := s.viewConnectionWithSync(r.Context(), c)
+	if err != nil {
+		s.internalError(w, r, "get connection", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 // revokeRequest is the optional body of POST /v1/connections/{id}/revoke:

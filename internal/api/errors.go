@@ -28,6 +28,9 @@ const (
 	// codeInvalidState: the OAuth callback's state is malformed, tampered
 	// with, expired, unknown or already used.
 	codeInvalidState = "invalid_state"
+	// codeConnectionNotActive: the connection is paused, broken, revoking
+	// or revoked, and the request needs an active one (sync now).
+	codeConnectionNotActive = "connection_not_active"
 )
 
 // apiError is a refusal with everything the error envelope needs.

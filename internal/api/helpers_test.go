@@ -16,6 +16,7 @@ import (
 	"github.com/termind/termind/internal/secrets"
 	"github.com/termind/termind/internal/store"
 	"github.com/termind/termind/internal/store/storetest"
+	"github.com/termind/termind/queue"
 )
 
 const testPublicURL = "https://termind.example.com"
@@ -228,10 +229,49 @@ func with(m map[string]any, key string, value any) map[string]any {
 
 // recordingQueue records enqueued tasks; failing makes every call fail.
 type recordingQueue struct {
-	mu      sync.Mutex
-	tasks   []enqueued
-	revokes []string // connection ids, in order
-	failing bool
+	mu       sync.Mutex
+	tasks    []enqueued
+	revokes  []string // connection ids, in order
+	pushList []queue.PushPayload
+	pullList []pulled
+	failing  bool
+}
+
+type pulled struct {
+	ConnectionID string
+	Full         bool
+}
+
+func (q *recordingQueue) EnqueuePush(ctx context.Context, p queue.PushPayload) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.failing {
+		return context.DeadlineExceeded
+	}
+	q.pushList = append(q.pushList, p)
+	return nil
+}
+
+func (q *recordingQueue) EnqueuePull(ctx context.Context, connectionID string, full bool) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.failing {
+		return context.DeadlineExceeded
+	}
+	q.pullList = append(q.pullList, pulled{ConnectionID: connectionID, Full: full})
+	return nil
+}
+
+func (q *recordingQueue) pushes() []queue.PushPayload {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]queue.PushPayload(nil), q.pushList...)
+}
+
+func (q *recordingQueue) pulls() []pulled {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]pulled(nil), q.pullList...)
 }
 
 func (q *recordingQueue) EnqueueRevoke(ctx context.Context, connectionID string) error {

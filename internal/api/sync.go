@@ -1,0 +1,136 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/termind/termind/internal/store"
+)
+
+// pullEnqueuer is implemented by queues that carry calendar pulls
+// (queue.Client). Without it, POST /v1/connections/{id}/sync answers 503
+// not_configured.
+type pullEnqueuer interface {
+	EnqueuePull(ctx context.Context, connectionID string, full bool) error
+}
+
+// syncRequest is the optional body of POST /v1/connections/{id}/sync.
+type syncRequest struct {
+	// Full asks for a full reconciliation instead of an incremental pull.
+	Full bool `json:"full"`
+}
+
+type syncAccepted struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	Sync  string `json:"sync"` // "queued"
+}
+
+// syncConnection asks for a sync of an active connection now. A pull
+// already waiting absorbs the request. Anything but an active connection
+// is a 409: a paused, broken or revoked calendar is not read.
+func (s *server) syncConnection(w http.ResponseWriter, r *http.Request, key store.APIKey) {
+	id := r.PathValue("id")
+	if len(id) > maxPathID {
+		writeError(w, notFound("no such connection"))
+		return
+	}
+	body, aerr := readBody(w, r, maxBodyBytes)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	var req syncRequest
+	if len(bytes.TrimSpace(body)) > 0 {
+		if aerr := decodeStrict(body, &req); aerr != nil {
+			writeError(w, aerr)
+			return
+		}
+	}
+	pq, ok := s.queue.(pullEnqueuer)
+	if !ok {
+		writeError(w, notConfigured("calendar sync"))
+		return
+	}
+	c, err := s.store.GetConnection(r.Context(), key.TenantID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, notFound("no such connection"))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, "get connection", err)
+		return
+	}
+	if c.State != store.ConnActive {
+		msg := fmt.Sprintf("the connection is %s; only an active connection syncs", c.State)
+		if c.StateReason != "" && (c.State == store.ConnBroken || c.State == store.ConnPaused) {
+			msg += " (" + c.StateReason + ")"
+		}
+		writeError(w, &apiError{Status: http.StatusConflict, Code: codeConnectionNotActive, Message: msg})
+		return
+	}
+	// Unlike pushes and notifications, nothing in the store records the
+	// request: if the queue does not take it, the client must be told.
+	ctx, cancel := detached(r.Context(), enqueueTimeout)
+	defer cancel()
+	if err := pq.EnqueuePull(ctx, c.ID, req.Full); err != nil {
+		s.internalError(w, r, "enqueue pull", err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, syncAccepted{ID: c.ID, State: c.State, Sync: "queued"})
+}
+
+// connectionSyncView is the sync block of a connection's view.
+type connectionSyncView struct {
+	LastSyncAt string      `json:"last_sync_at"`
+	LastFullAt string      `json:"last_full_at"`
+	LastError  string      `json:"last_error"`
+	Attention  string      `json:"attention"` // why a person must look (mass-delete guard), "" if not
+	Imported   int         `json:"imported"`  // imported occurrences held now
+	LastRun    syncRunView `json:"last_run"`
+}
+
+type syncRunView struct {
+	Imported int    `json:"imported"`
+	Removed  int    `json:"removed"`
+	Pushed   int    `json:"pushed"`
+	Restored int    `json:"restored"`
+	Full     bool   `json:"full"`
+	Error    string `json:"error"`
+}
+
+func viewSyncStatus(st store.SyncStatus) *connectionSyncView {
+	return &connectionSyncView{
+		LastSyncAt: rfc3339(st.LastSyncAt),
+		LastFullAt: rfc3339(st.LastFullAt),
+		LastError:  st.LastError,
+		Attention:  st.Attention,
+		Imported:   st.Imported,
+		LastRun: syncRunView{
+			Imported: st.LastRun.Imported,
+			Removed:  st.LastRun.Removed,
+			Pushed:   st.LastRun.Pushed,
+			Restored: st.LastRun.Restored,
+			Full:     st.LastRun.Full,
+			Error:    st.LastRun.Error,
+		},
+	}
+}
+
+// viewConnectionWithSync is the view of GET /v1/connections/{id} and the
+// list: the connection and its sync status.
+func (s *server) viewConnectionWithSync(ctx context.Context, c store.Connection) (connectionView, error) {
+	v := viewConnection(c)
+	st, err := s.store.GetSyncStatus(ctx, c.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return v, nil // erased meanwhile
+	}
+	if err != nil {
+		return v, fmt.Errorf("sync status: %w", err)
+	}
+	v.Sync = viewSyncStatus(st)
+	return v, nil
+}

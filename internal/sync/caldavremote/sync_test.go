@@ -251,6 +251,11 @@ func TestPullUserEvents(t *testing.T) {
 		if !res.Full || res.Imported != 1 || res.Cursor == "" {
 			t.Errorf("first pull: %+v, want full, 1 imported, a cursor", res)
 		}
+		// The initial import is one REPORT: the calendar data comes with
+		// the sync-collection answer.
+		if got := e.hook.seen(); len(got) != 1 || !strings.HasPrefix(got[0], "REPORT") {
+			t.Errorf("initial import sent %v, want one REPORT", got)
+		}
 		e.wantBusy(iv(start, time.Hour))
 
 		// Privacy busy: times only, in the raw table too.

@@ -892,9 +892,10 @@ func mustAudit(t *testing.T, s *store.Store, tenantID string) []store.AuditEntry
 }
 
 // setUpPerson stores one of everything about a subject: consents, a
-// restriction, notifications, an active connection with imported events
-// and links, a revoked and a revoking connection, audit entries and a
-// pending OAuth state.
+// restriction, notifications, an appointment of their own with a
+// notification planned for it (addressed without a subject id), an active
+// connection with imported events and links, a revoked and a revoking
+// connection, audit entries and a pending OAuth state.
 func setUpPerson(t *testing.T, s *store.Store, tenantID, subject, recipient string) (active, revoked, revoking store.Connection) {
 	t.Helper()
 	ctx := testCtx(t)
@@ -910,6 +911,15 @@ func setUpPerson(t *testing.T, s *store.Store, tenantID, subject, recipient stri
 		n.SubjectID, n.Recipient = subject, recipient
 		create(t, s, n)
 	}
+	start := time.Now().Add(72 * time.Hour)
+	if _, err := s.UpsertAppointment(ctx, store.Appointment{TenantID: tenantID, ID: "apt-" + subject, SubjectIDs: []string{subject},
+		Start: start, End: start.Add(time.Hour), TimeZone: "Europe/Berlin", Title: "Termin " + subject,
+		Location: "Praxis", Description: "for " + recipient}); err != nil {
+		t.Fatal(err)
+	}
+	planned := item(tenantID, "reminder-"+subject, start.Add(-24*time.Hour))
+	planned.SubjectID, planned.AppointmentID, planned.Recipient, planned.Purpose = "", "apt-"+subject, recipient, store.PurposeReminder
+	create(t, s, planned)
 	active = newConn(t, s, tenantID, subject, "pw-"+subject, store.ConsentCalendarReadBusy, store.ConsentCalendarWrite)
 	addEvent(t, s, active.ID, "ev-"+subject, time.Now())
 	addLink(t, s, active.ID, "apt-"+subject)
@@ -935,7 +945,18 @@ func setUpPerson(t *testing.T, s *store.Store, tenantID, subject, recipient stri
 	return active, revoked, revoking
 }
 
-var personalTables = []string{"subjects", "consents", "notifications", "connections", "external_events", "links", "audit", "oauth_states"}
+var personalTables = []string{"subjects", "consents", "notifications", "connections", "external_events", "links", "audit",
+	"oauth_states", "appointments", "appointment_subjects"}
+
+// shareAppointment stores an appointment that two subjects take part in.
+func shareAppointment(t *testing.T, s *store.Store, tenantID, id string, subjects ...string) {
+	t.Helper()
+	start := time.Now().Add(96 * time.Hour)
+	if _, err := s.UpsertAppointment(testCtx(t), store.Appointment{TenantID: tenantID, ID: id, SubjectIDs: subjects,
+		Start: start, End: start.Add(time.Hour), TimeZone: "Europe/Berlin", Title: "Couples session"}); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func TestExportSubject(t *testing.T) {
 	t.Parallel()
@@ -946,6 +967,7 @@ func TestExportSubject(t *testing.T) {
 		s.UseSealer(keyring(t, "k1"))
 		active, revoked, revoking := setUpPerson(t, s, tn.ID, "subj-anna", "anna@example.org")
 		setUpPerson(t, s, tn.ID, "subj-ben", "ben@example.org")
+		shareAppointment(t, s, tn.ID, "apt-shared", "subj-anna", "subj-ben")
 
 		x, err := s.ExportSubject(ctx, tn.ID, "subj-anna")
 		if err != nil {
@@ -972,6 +994,17 @@ func TestExportSubject(t *testing.T) {
 			if n.SubjectID != "subj-anna" || n.Recipient != "anna@example.org" || n.Template != "confirmation" || len(n.Data) == 0 {
 				t.Errorf("exported notification = %+v", n)
 			}
+		}
+		var appts []string
+		for _, a := range x.Appointments {
+			appts = append(appts, a.ID)
+			// Who else takes part is not the requester's data.
+			if !slices.Equal(a.SubjectIDs, []string{"subj-anna"}) || a.Title == "" || a.Version != 1 || !a.End.After(a.Start) {
+				t.Errorf("exported appointment = %+v", a)
+			}
+		}
+		if want := []string{"apt-subj-anna", "apt-shared"}; !slices.Equal(appts, want) {
+			t.Errorf("Appointments = %v, want %v", appts, want)
 		}
 		var uids []string
 		for _, e := range x.ExternalEvents {
@@ -1000,6 +1033,12 @@ func TestExportSubject(t *testing.T) {
 		if _, err := s.ExportSubject(ctx, other.ID, "subj-anna"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("ExportSubject(another tenant): %v, want ErrNotFound", err)
 		}
+		// A subject known only from an appointment is exported too.
+		shareAppointment(t, s, tn.ID, "apt-dora", "subj-dora")
+		execSQL(t, s, "DELETE FROM subjects WHERE id = 'subj-dora'")
+		if x, err := s.ExportSubject(ctx, tn.ID, "subj-dora"); err != nil || len(x.Appointments) != 1 {
+			t.Errorf("ExportSubject(appointment only) = %d appointments, %v", len(x.Appointments), err)
+		}
 		// A subject known only from a notification is exported too.
 		n := item(tn.ID, "only-mail", time.Now())
 		n.SubjectID = "subj-carl"
@@ -1020,6 +1059,7 @@ func TestEraseSubject(t *testing.T) {
 		const subject, recipient = "subj-7f3a-anna", "anna.erase@example.org"
 		active, revoked, revoking := setUpPerson(t, s, tn.ID, subject, recipient)
 		benActive, _, _ := setUpPerson(t, s, tn.ID, "subj-ben", "ben@example.org")
+		shareAppointment(t, s, tn.ID, "apt-shared", subject, "subj-ben")
 		benBefore := map[string]int{}
 		for _, table := range personalTables {
 			for _, row := range rawRows(t, s, table) {
@@ -1065,6 +1105,23 @@ func TestEraseSubject(t *testing.T) {
 		}
 		if _, err := s.GetSubject(ctx, tn.ID, subject); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("subject row after erasure: %v", err)
+		}
+		// Their own appointment is gone with what was planned for it; the
+		// shared one stays for the other subject.
+		if _, err := s.GetAppointment(ctx, tn.ID, "apt-"+subject); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("appointment of the erased subject: %v", err)
+		}
+		if n := count(t, s, "SELECT count(*) FROM notifications WHERE appointment_id = ?", "apt-"+subject); n != 0 {
+			t.Errorf("%d notifications planned for the erased appointment left", n)
+		}
+		if a, err := s.GetAppointment(ctx, tn.ID, "apt-shared"); err != nil || !slices.Equal(a.SubjectIDs, []string{"subj-ben"}) {
+			t.Errorf("shared appointment after erasure = %+v, %v", a, err)
+		}
+		if a, err := s.GetAppointment(ctx, tn.ID, "apt-subj-ben"); err != nil || len(a.SubjectIDs) != 1 {
+			t.Errorf("another subject's appointment after erasure = %+v, %v", a, err)
+		}
+		if n := count(t, s, "SELECT count(*) FROM notifications WHERE appointment_id = 'apt-subj-ben'"); n != 1 {
+			t.Errorf("another subject's planned notifications: %d, want 1", n)
 		}
 
 		for _, id := range rep.Revoking {
@@ -1115,7 +1172,8 @@ func TestEraseSubject(t *testing.T) {
 		if _, err := s.ExportSubject(ctx, tn.ID, subject); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("ExportSubject after erasure: %v, want ErrNotFound", err)
 		}
-		if x, err := s.ExportSubject(ctx, tn.ID, "subj-ben"); err != nil || len(x.Connections) != 3 || len(x.Notifications) != 2 {
+		if x, err := s.ExportSubject(ctx, tn.ID, "subj-ben"); err != nil || len(x.Connections) != 3 || len(x.Notifications) != 2 ||
+			len(x.Appointments) != 2 {
 			t.Errorf("another subject's export after erasure: %v", err)
 		}
 

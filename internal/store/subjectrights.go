@@ -8,15 +8,19 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
 // SubjectExport is everything stored about a person (GDPR Art. 15/20).
 type SubjectExport struct {
-	Subject        Subject
-	Consents       []Consent
-	Connections    []Connection // without credentials
-	Notifications  []Notification
+	Subject       Subject
+	Consents      []Consent
+	Connections   []Connection // without credentials
+	Notifications []Notification
+	// Appointments the subject takes part in. SubjectIDs lists only this
+	// subject: who else takes part is other people's data.
+	Appointments   []Appointment
 	ExternalEvents []ExternalEvent
 	Audit          []AuditEntry
 }
@@ -85,6 +89,14 @@ func (s *Store) exportSubject(ctx context.Context, tx *sql.Tx, tenantID, subject
 	if x.Notifications, err = s.queryNotifications(ctx, tx, tenantID, subjectID); err != nil {
 		return x, false, fmt.Errorf("notifications: %w", err)
 	}
+	if x.Appointments, err = s.queryAppointments(ctx, tx,
+		"JOIN appointment_subjects y ON y.tenant_id = a.tenant_id AND y.appointment_id = a.id",
+		"y.tenant_id = ? AND y.subject_id = ?", tenantID, subjectID); err != nil {
+		return x, false, fmt.Errorf("appointments: %w", err)
+	}
+	for i := range x.Appointments {
+		x.Appointments[i].SubjectIDs = []string{subjectID}
+	}
 	if x.ExternalEvents, err = s.queryExternalEvents(ctx, tx, tenantID, subjectID); err != nil {
 		return x, false, fmt.Errorf("external events: %w", err)
 	}
@@ -92,7 +104,7 @@ func (s *Store) exportSubject(ctx context.Context, tx *sql.Tx, tenantID, subject
 		return x, false, fmt.Errorf("audit: %w", err)
 	}
 	found = found || len(x.Consents) > 0 || len(x.Connections) > 0 || len(x.Notifications) > 0 ||
-		len(x.ExternalEvents) > 0 || len(x.Audit) > 0
+		len(x.Appointments) > 0 || len(x.ExternalEvents) > 0 || len(x.Audit) > 0
 	return x, found, nil
 }
 
@@ -153,10 +165,15 @@ var errFenceMoved = errors.New("connections changed while fencing")
 
 // EraseSubject deletes every personal row of a subject (notifications,
 // consents, the subject row, imported events, links, audit entries about
-// them) in one transaction, begins revocation of their connections (marked
+// them, their part in appointments) in one transaction, begins revocation of their connections (marked
 // EraseOnRevoke) and leaves a non-personal audit trace (no subject id).
 //
-// Details: connections not yet revoking become revoking (after calendar
+// Details: an appointment is personal data of its subjects. The subject
+// is taken off every appointment; an appointment left without subjects is
+// deleted together with every notification planned for it (whoever it was
+// addressed to), while one that other subjects share stays for them. The
+// links of its copies stay like any link of a revoking connection: the
+// revocation uses them to remove the copies. Connections not yet revoking become revoking (after calendar
 // writes in flight finish, as in BeginRevocation); revoking ones are
 // marked EraseOnRevoke; both are listed in Revoking. The links of those
 // connections stay until FinishRevocation deletes them with the row: the
@@ -245,6 +262,9 @@ func (s *Store) eraseSubject(ctx context.Context, tx *sql.Tx, tenantID, subjectI
 		WHERE tenant_id = ? AND subject_id = ? AND state = 'revoking'`), ms(now), tenantID, subjectID); err != nil {
 		return rep, fmt.Errorf("revoke connections: %w", err)
 	}
+	if rep.Rows, err = s.eraseAppointments(ctx, tx, tenantID, subjectID); err != nil {
+		return rep, fmt.Errorf("appointments: %w", err)
+	}
 	ofSubject := "(SELECT id FROM connections WHERE tenant_id = ? AND subject_id = ?)"
 	ofRevoked := "(SELECT id FROM connections WHERE tenant_id = ? AND subject_id = ? AND state = 'revoked')"
 	deletes := []struct{ what, sql string }{
@@ -274,4 +294,62 @@ func (s *Store) eraseSubject(ctx context.Context, tx *sql.Tx, tenantID, subjectI
 		return rep, fmt.Errorf("audit: %w", err)
 	}
 	return rep, nil
+}
+
+// eraseAppointments takes the subject off its appointments and deletes the
+// appointments left without subjects, with their notifications; it returns
+// the rows deleted.
+func (s *Store) eraseAppointments(ctx context.Context, tx *sql.Tx, tenantID, subjectID string) (int64, error) {
+	rows, err := tx.QueryContext(ctx, s.rebind(`SELECT x.appointment_id FROM appointment_subjects x
+		WHERE x.tenant_id = ? AND x.subject_id = ? AND NOT EXISTS (SELECT 1 FROM appointment_subjects y
+			WHERE y.tenant_id = x.tenant_id AND y.appointment_id = x.appointment_id AND y.subject_id <> x.subject_id)
+		ORDER BY x.appointment_id`+s.forUpdate()), tenantID, subjectID)
+	if err != nil {
+		return 0, err
+	}
+	var alone []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		alone = append(alone, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	var total int64
+	exec := func(query string, args ...any) error {
+		res, err := tx.ExecContext(ctx, s.rebind(query), args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		total += n
+		return err
+	}
+	// The subject's links first, so that deleting the appointments below
+	// cascades to nothing uncounted.
+	if err := exec("DELETE FROM appointment_subjects WHERE tenant_id = ? AND subject_id = ?", tenantID, subjectID); err != nil {
+		return 0, fmt.Errorf("subjects: %w", err)
+	}
+	const chunk = 500
+	for len(alone) > 0 {
+		ids := alone[:min(chunk, len(alone))]
+		alone = alone[len(ids):]
+		in := "(?" + strings.Repeat(", ?", len(ids)-1) + ")"
+		args := []any{tenantID}
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		if err := exec("DELETE FROM notifications WHERE tenant_id = ? AND appointment_id IN "+in, args...); err != nil {
+			return 0, fmt.Errorf("notifications: %w", err)
+		}
+		if err := exec("DELETE FROM appointments WHERE tenant_id = ? AND id IN "+in, args...); err != nil {
+			return 0, fmt.Errorf("delete: %w", err)
+		}
+	}
+	return total, nil
 }

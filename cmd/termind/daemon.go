@@ -23,6 +23,8 @@ import (
 	"github.com/termind/termind/internal/config"
 	"github.com/termind/termind/internal/secrets"
 	"github.com/termind/termind/internal/store"
+	calsync "github.com/termind/termind/internal/sync"
+	"github.com/termind/termind/internal/sync/caldavremote"
 	"github.com/termind/termind/queue"
 	"github.com/termind/termind/templates"
 	"github.com/termind/termind/workers"
@@ -237,6 +239,17 @@ func (d *daemon) notifier() *workers.Notifier {
 	})
 }
 
+// syncEngine is the calendar sync engine with one remote per provider.
+func (d *daemon) syncEngine() *calsync.Engine {
+	return calsync.New(calsync.Config{
+		Store:  d.store,
+		Logger: d.log,
+		Remotes: map[string]calsync.RemoteFactory{
+			store.ProviderCalDAV: caldavremote.Factory(d.caldavHTTP, d.log),
+		},
+	})
+}
+
 func (d *daemon) revoker() *workers.Revoker {
 	cfg := workers.RevokerConfig{
 		Store:  d.store,
@@ -270,13 +283,16 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 	if slices.Contains(roles, roleWorker) {
 		srv := queue.NewServer(d.redis, d.cfg.QueueName, d.cfg.Concurrency, d.log)
 		mux := asynq.NewServeMux()
+		poller := workers.NewPoller(workers.PollerConfig{Store: d.store, Queue: d.queue, Logger: d.log})
 		workers.Register(mux, d.notifier(),
 			workers.NewSweeper(workers.SweeperConfig{
 				Store: d.store, Queue: d.queue, Revoking: d.store, Revokes: d.queue,
+				Poll:  poller.Poll,
 				Grace: 2 * d.cfg.SweepInterval, Logger: d.log,
 			}),
 			workers.NewPurger(workers.PurgerConfig{Store: d.store, Archive: queue.NewInspector(d.redis, d.cfg.QueueName), BatchSize: purgeBatch, Logger: d.log}))
 		workers.RegisterRevoker(mux, d.revoker())
+		workers.RegisterSync(mux, workers.NewSyncer(workers.SyncerConfig{Engine: d.syncEngine(), Store: d.store, Logger: d.log}))
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("worker: %w", err)
 		}

@@ -19,6 +19,7 @@ type subjectExport struct {
 	Consents       []consentView        `json:"consents"`
 	Connections    []connectionView     `json:"connections"`
 	Notifications  []exportNotification `json:"notifications"`
+	Appointments   []exportAppointment  `json:"appointments"`
 	ExternalEvents []exportEvent        `json:"external_events"`
 	Audit          []exportAudit        `json:"audit"`
 	ExportedAt     string               `json:"exported_at"`
@@ -34,6 +35,7 @@ type subjectView struct {
 
 type exportNotification struct {
 	ID             string          `json:"id"`
+	AppointmentID  string          `json:"appointment_id"`
 	IdempotencyKey string          `json:"idempotency_key"`
 	Purpose        string          `json:"purpose"`
 	Channel        string          `json:"channel"`
@@ -47,6 +49,27 @@ type exportNotification struct {
 	Attempts       []attemptView   `json:"attempts"`
 	CreatedAt      string          `json:"created_at"`
 	UpdatedAt      string          `json:"updated_at"`
+}
+
+// exportAppointment is an appointment the person takes part in. Its
+// subject_ids name only them: who else takes part is other people's data.
+type exportAppointment struct {
+	ID          string   `json:"id"`
+	SubjectIDs  []string `json:"subject_ids"`
+	Start       string   `json:"start"` // RFC 3339; a date for all-day
+	End         string   `json:"end"`
+	AllDay      bool     `json:"all_day"`
+	TimeZone    string   `json:"time_zone"`
+	Title       string   `json:"title"`
+	Location    string   `json:"location"`
+	Description string   `json:"description"`
+	Status      string   `json:"status"`
+	// Reminders in minutes before the start; null: the tenant's rules.
+	Reminders []int  `json:"reminders"`
+	Version   int    `json:"version"`
+	SyncError string `json:"sync_error"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
 }
 
 type exportEvent struct {
@@ -89,6 +112,7 @@ func viewExport(x store.SubjectExport, now time.Time) subjectExport {
 		Consents:       make([]consentView, 0, len(x.Consents)),
 		Connections:    make([]connectionView, 0, len(x.Connections)),
 		Notifications:  make([]exportNotification, 0, len(x.Notifications)),
+		Appointments:   make([]exportAppointment, 0, len(x.Appointments)),
 		ExternalEvents: make([]exportEvent, 0, len(x.ExternalEvents)),
 		Audit:          make([]exportAudit, 0, len(x.Audit)),
 		ExportedAt:     now.UTC().Format(time.RFC3339),
@@ -106,6 +130,7 @@ func viewExport(x store.SubjectExport, now time.Time) subjectExport {
 		}
 		en := exportNotification{
 			ID:             n.ID,
+			AppointmentID:  n.AppointmentID,
 			IdempotencyKey: n.IdempotencyKey,
 			Purpose:        n.Purpose,
 			Channel:        n.Channel,
@@ -124,6 +149,9 @@ func viewExport(x store.SubjectExport, now time.Time) subjectExport {
 			en.Attempts = append(en.Attempts, attemptView{N: a.N, At: rfc3339(a.At), Outcome: a.Outcome, ProviderID: a.ProviderID, ErrorCode: a.ErrorCode})
 		}
 		out.Notifications = append(out.Notifications, en)
+	}
+	for _, a := range x.Appointments {
+		out.Appointments = append(out.Appointments, viewExportAppointment(a))
 	}
 	for _, e := range x.ExternalEvents {
 		ev := exportEvent{
@@ -154,6 +182,33 @@ func viewExport(x store.SubjectExport, now time.Time) subjectExport {
 			Detail:     a.Detail,
 			CreatedAt:  rfc3339(a.CreatedAt),
 		})
+	}
+	return out
+}
+
+func viewExportAppointment(a store.Appointment) exportAppointment {
+	v := viewAppointment(a)
+	out := exportAppointment{
+		ID:          a.ID,
+		SubjectIDs:  v.SubjectIDs,
+		Start:       v.Start,
+		End:         v.End,
+		AllDay:      a.AllDay,
+		TimeZone:    a.TimeZone,
+		Title:       a.Title,
+		Location:    a.Location,
+		Description: a.Description,
+		Status:      a.Status,
+		Version:     a.Version,
+		SyncError:   a.SyncError,
+		CreatedAt:   rfc3339(a.CreatedAt),
+		UpdatedAt:   rfc3339(a.UpdatedAt),
+	}
+	if a.Reminders != nil {
+		out.Reminders = make([]int, 0, len(a.Reminders))
+		for _, r := range a.Reminders {
+			out.Reminders = append(out.Reminders, int(r/time.Minute))
+		}
 	}
 	return out
 }

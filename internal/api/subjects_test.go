@@ -45,6 +45,10 @@ func TestExportSubject(t *testing.T) {
 		start := time.Date(2030, 3, 1, 9, 0, 0, 0, time.UTC)
 		e.insertEvent(c.ID, "ev-1@example.com", "Dentist", start)
 		e.seedConnection("cust-other", store.ProviderCalDAV, "calendar.read.busy")
+		appt := with(apptBody(start), "notify", nil)
+		appt["subject_ids"] = []string{"cust-e", "cust-other"}
+		appt["reminders"] = []int{120, 1440}
+		e.putAppt("appt-e", appt)
 
 		// Only an admin key answers access requests.
 		wantError(t, e.do("GET", "/v1/subjects/cust-e/export", ingest, ""), 403, "forbidden", "")
@@ -75,6 +79,15 @@ func TestExportSubject(t *testing.T) {
 			x.ExternalEvents[0].ConnectionID != c.ID {
 			t.Errorf("external events %+v", x.ExternalEvents)
 		}
+		if len(x.Appointments) != 1 {
+			t.Fatalf("appointments %+v", x.Appointments)
+		}
+		if ap := x.Appointments[0]; ap.ID != "appt-e" || !slices.Equal(ap.SubjectIDs, []string{"cust-e"}) ||
+			ap.Start != "2030-03-01T09:00:00Z" || ap.End != "2030-03-01T09:30:00Z" || ap.TimeZone != "Europe/Berlin" ||
+			ap.Title != "Check-up" || ap.Location != "Praxis, Hauptstr. 1" || ap.Status != "confirmed" ||
+			!slices.Equal(ap.Reminders, []int{120, 1440}) || ap.Version != 1 || ap.CreatedAt == "" {
+			t.Errorf("appointment %+v", ap)
+		}
 		actions := []string{}
 		for _, a := range x.Audit {
 			actions = append(actions, a.Action)
@@ -92,7 +105,7 @@ func TestExportSubject(t *testing.T) {
 		}
 		var raw map[string]any
 		decodeBody(t, w, &raw)
-		for _, k := range []string{"subject", "consents", "connections", "notifications", "external_events", "audit", "exported_at"} {
+		for _, k := range []string{"subject", "consents", "connections", "notifications", "appointments", "external_events", "audit", "exported_at"} {
 			if _, ok := raw[k]; !ok {
 				t.Errorf("export lacks %q", k)
 			}

@@ -25,13 +25,13 @@ func TestBatchMixedItems(t *testing.T) {
 		body := `{"items": [` + strings.Join([]string{
 			mustJSON(t, emailRequest("b0")),                                                   // 0 created
 			mustJSON(t, with(emailRequest("b1"), "to", "not-an-address")),                     // 1 invalid
-			mustJSON(t, smsRequest("b2")),                                                      // 2 created
+			mustJSON(t, smsRequest("b2")),                                                     // 2 created
 			mustJSON(t, emailRequest("b0")),                                                   // 3 same key, same body
 			mustJSON(t, with(emailRequest("b0"), "to", "john@example.com")),                   // 4 same key, other body
-			`{"idempotency_key": 7}`,                                                           // 5 wrong type
+			`{"idempotency_key": 7}`,                                                          // 5 wrong type
 			mustJSON(t, emailRequest("before")),                                               // 6 replay of an earlier request
 			mustJSON(t, with(emailRequest("b7"), "data", with(templateData(), "start", nil))), // 7 renderer refuses
-			`"just a string"`,                                                                  // 8 not an object
+			`"just a string"`,                                                                 // 8 not an object
 			mustJSON(t, with(emailRequest("b9"), "data", with(templateData(), "service", strings.Repeat("x", 65<<10)))), // 9 too large
 			mustJSON(t, with(emailRequest("b10"), "extra", true)),                                                       // 10 unknown field
 		}, ",") + `]}`

@@ -31,6 +31,7 @@ Usage:
   termind connections revoke ID --tenant ID --reason TEXT
   termind secrets rotate
   termind subject export|erase ID --tenant ID
+  termind sync CONNECTION [--full] [--wait]
   termind version
 
 Configuration comes from TERMIND_* environment variables (see README.md);
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		err = env.secrets(ctx, args[1:])
 	case "subject":
 		err = env.subject(ctx, args[1:])
+	case "sync":
+		err = env.sync(ctx, args[1:])
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "termind", version)
 	case "help", "--help", "-h":

@@ -47,6 +47,19 @@ func TestSyncThroughTheDaemon(t *testing.T) {
 				return status == http.StatusOK && strings.Contains(body, "X-TERMIND-APPOINTMENT:apt-1")
 			})
 
+			// Rescheduled through the API: the copy moves, in the appointment's zone.
+			moved := start.Add(time.Hour)
+			appt["start"], appt["end"] = moved.Format(time.RFC3339), moved.Add(30*time.Minute).Format(time.RFC3339)
+			if code := st.do("PUT", "/v1/appointments/apt-1", appt, nil); code != http.StatusOK {
+				t.Fatalf("reschedule: %d", code)
+			}
+			berlin, _ := time.LoadLocation("Europe/Berlin")
+			wantStart := "DTSTART;TZID=Europe/Berlin:" + moved.In(berlin).Format("20060102T150405")
+			waitFor(t, 15*time.Second, "our copy moved", func() bool {
+				_, _, body := rad.Do(t, "alice", "GET", copyURL, nil, "")
+				return strings.Contains(body, wantStart)
+			})
+
 			// The customer's own event, written by their calendar app.
 			own := start.Add(3 * time.Hour)
 			rad.PutEvent(t, "alice", calURL, "dentist", "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"+

@@ -31,14 +31,15 @@ func seedCalendar(b *testing.B, rad *caldavtest.Radicale, name string, n int) st
 	if _, err := os.Stat(dir); err != nil {
 		b.Fatalf("calendar storage folder: %v", err)
 	}
-	start := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	start := time.Now().UTC().Truncate(24 * time.Hour).Add(8 * time.Hour)
 	for i := range n {
-		// Spread over the sync window: 5,000 events, ten a day from a week ago.
-		at := start.AddDate(0, 0, i/10-7).Add(time.Duration(i%10) * time.Hour)
+		// All inside the sync window (30 days back, 365 ahead): twenty a
+		// day, half an hour apart, from a week ago.
+		at := start.AddDate(0, 0, i/20-7).Add(time.Duration(i%20) * 30 * time.Minute)
 		ics := fmt.Sprintf("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//termind bench//EN\r\nBEGIN:VEVENT\r\n"+
 			"UID:bench-%05d@example.org\r\nDTSTAMP:20261120T100000Z\r\nDTSTART:%s\r\nDTEND:%s\r\n"+
 			"SUMMARY:Termin %d\r\nLOCATION:Raum %d\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
-			i, at.Format("20060102T150405Z"), at.Add(45*time.Minute).Format("20060102T150405Z"), i, i%7)
+			i, at.Format("20060102T150405Z"), at.Add(25*time.Minute).Format("20060102T150405Z"), i, i%7)
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("bench-%05d.ics", i)), []byte(ics), 0o644); err != nil {
 			b.Fatal(err)
 		}

@@ -111,18 +111,12 @@ func (s *Store) UpsertLink(ctx context.Context, l Link) error {
 	if l.ItemKind != LinkAppointment && l.ItemKind != LinkEvent {
 		return fmt.Errorf("upsert link: unknown kind %q", l.ItemKind)
 	}
+	l.UpdatedAt = time.Now()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := s.lockActive(ctx, tx, l.ConnectionID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO links (`+linkCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (connection_id, item_kind, item_id) DO UPDATE SET remote_id = excluded.remote_id,
-				remote_href = excluded.remote_href, remote_etag = excluded.remote_etag,
-				content_hash = excluded.content_hash, synced_version = excluded.synced_version,
-				updated_at = excluded.updated_at`),
-			l.ConnectionID, l.ItemKind, l.ItemID, l.RemoteID, l.RemoteHref, l.RemoteETag, l.ContentHash,
-			l.SyncedVersion, time.Now().UnixMilli())
-		return err
+		return s.upsertLinksTx(ctx, tx, []Link{l})
 	})
 	if err != nil {
 		return fmt.Errorf("upsert link: %w", err)
@@ -153,41 +147,11 @@ func (s *Store) ReplaceExternalEvents(ctx context.Context, connectionID, uid str
 	if connectionID == "" || uid == "" {
 		return errors.New("replace external events: connection and uid are required")
 	}
-	now := time.Now().UnixMilli()
+	// The batch path with one object and no link: the same statements,
+	// so the single and the bulk import cannot drift apart.
+	obj := []ImportedObject{{UID: uid, Events: events}}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.lockActive(ctx, tx, connectionID); err != nil {
-			return err
-		}
-		var privacy string
-		if err := tx.QueryRowContext(ctx, s.rebind("SELECT privacy FROM connections WHERE id = ?"), connectionID).Scan(&privacy); err != nil {
-			return notFound(err)
-		}
-		if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM external_events WHERE connection_id = ? AND uid = ?"),
-			connectionID, uid); err != nil {
-			return fmt.Errorf("delete: %w", err)
-		}
-		if len(events) == 0 {
-			return nil
-		}
-		ins, err := tx.PrepareContext(ctx, s.rebind(`INSERT INTO external_events (connection_id, uid, recurrence_id,
-			start_at, end_at, all_day, time_zone, transparent, title, location, description, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (connection_id, uid, recurrence_id) DO UPDATE SET start_at = excluded.start_at,
-				end_at = excluded.end_at, all_day = excluded.all_day, time_zone = excluded.time_zone,
-				transparent = excluded.transparent, title = excluded.title, location = excluded.location,
-				description = excluded.description, updated_at = excluded.updated_at`))
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-		for i, e := range events {
-			e = atPrivacy(e, privacy)
-			if _, err := ins.ExecContext(ctx, connectionID, uid, e.RecurrenceID, ms(e.Start), ms(e.End), e.AllDay,
-				e.TimeZone, e.Transparent, e.Title, e.Location, e.Description, now); err != nil {
-				return fmt.Errorf("event %d: %w", i, err)
-			}
-		}
-		return nil
+		return s.importTx(ctx, tx, connectionID, obj, false)
 	})
 	if err != nil {
 		return fmt.Errorf("replace external events: %w", err)

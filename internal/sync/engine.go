@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -176,11 +177,16 @@ type pullState struct {
 	appts      map[string]store.Link
 	apptByName map[string]store.Link
 	events     map[string][]store.Link
+	// pending holds the imports and removals not yet written (see
+	// importBatch); importedBy names the object each UID imported in
+	// this pull came from.
+	pending    importBatch
+	importedBy map[string]string
 }
 
 func (e *Engine) pull(ctx context.Context, conn store.Connection, remote Remote, full bool, res *store.SyncResult) error {
 	now := e.cfg.Now()
-	st := &pullState{conn: conn, remote: remote, res: res, w: e.Window(now)}
+	st := &pullState{conn: conn, remote: remote, res: res, w: e.Window(now), importedBy: map[string]string{}}
 
 	cursor := conn.SyncCursor
 	if full {
@@ -233,6 +239,9 @@ func (e *Engine) pull(ctx context.Context, conn store.Connection, remote Remote,
 		// imported again below, not deleted after.
 		for _, name := range gone {
 			if err := e.pullGone(ctx, st, name); err != nil {
+				if ferr := e.flush(ctx, st); ferr != nil && !refused(ferr) {
+					e.log.Warn("sync: removals before a failure not written", "connection_id", conn.ID, "err", ferr)
+				}
 				return err
 			}
 		}
@@ -249,9 +258,23 @@ func (e *Engine) pull(ctx context.Context, conn store.Connection, remote Remote,
 		} else {
 			err = e.pullImport(ctx, st, it)
 		}
+		if err == nil && st.pending.size() >= store.ImportChunk {
+			err = e.flush(ctx, st)
+		}
 		if err != nil {
+			// What was imported before the failure is kept, as if each
+			// object had been written on its own; the cursor does not
+			// move, so the next pull looks at everything again.
+			if ferr := e.flush(ctx, st); ferr != nil && !refused(ferr) {
+				e.log.Warn("sync: imports before a failure not written", "connection_id", conn.ID, "err", ferr)
+			}
 			return err
 		}
+	}
+	// Written before the mass-delete guard's error below: the guard
+	// holds back deletions, not the imports of the same pull.
+	if err := e.flush(ctx, st); err != nil {
+		return err
 	}
 
 	if guard {
@@ -328,9 +351,7 @@ func (e *Engine) pullGone(ctx context.Context, st *pullState, name string) error
 		}
 	}
 	for _, l := range st.events[name] {
-		if err := e.dropImport(ctx, st, l); err != nil {
-			return err
-		}
+		st.pending.remove(l.ItemID)
 	}
 	if len(st.events[name]) > 0 {
 		st.res.Removed++
@@ -339,24 +360,12 @@ func (e *Engine) pullGone(ctx context.Context, st *pullState, name string) error
 	return nil
 }
 
-func (e *Engine) dropImport(ctx context.Context, st *pullState, l store.Link) error {
-	if err := e.cfg.Store.DeleteExternalEvents(ctx, st.conn.ID, l.ItemID); err != nil {
-		return fmt.Errorf("sync: pull %s: delete imported events: %w", st.conn.ID, err)
-	}
-	if err := e.cfg.Store.DeleteLink(ctx, st.conn.ID, store.LinkEvent, l.ItemID); err != nil {
-		return fmt.Errorf("sync: pull %s: delete link: %w", st.conn.ID, err)
-	}
-	return nil
-}
-
 // pullOurs looks at one of our copies: unchanged, rewritten by the server
 // (same content), or edited by someone (restored).
 func (e *Engine) pullOurs(ctx context.Context, st *pullState, it Item) error {
 	// Whatever was imported from this object before it became ours goes.
 	for _, l := range st.events[it.Name] {
-		if err := e.dropImport(ctx, st, l); err != nil {
-			return err
-		}
+		st.pending.remove(l.ItemID)
 	}
 	delete(st.events, it.Name)
 
@@ -413,9 +422,9 @@ func (e *Engine) restore(ctx context.Context, st *pullState, l store.Link, etag,
 	return nil
 }
 
-// pullImport stores the occurrences of a user's object at the
-// connection's privacy level (the store blanks what the level does not
-// allow) and links each UID to the object.
+// pullImport queues the occurrences of a user's object, to be stored at
+// the connection's privacy level (the store blanks what the level does
+// not allow), and the link of each UID to the object.
 func (e *Engine) pullImport(ctx context.Context, st *pullState, it Item) error {
 	old := st.events[it.Name]
 	if !st.full && len(old) > 0 && it.ETag != "" && !slices.ContainsFunc(old, func(l store.Link) bool { return l.RemoteETag != it.ETag }) {
@@ -445,27 +454,91 @@ func (e *Engine) pullImport(ctx context.Context, st *pullState, it Item) error {
 	if len(uids) == 0 {
 		uids = []string{noUID(it.Name)}
 	}
-	var links []store.Link
+	links := make([]store.Link, 0, len(uids))
 	for _, uid := range uids {
-		if err := e.cfg.Store.ReplaceExternalEvents(ctx, st.conn.ID, uid, byUID[uid]); err != nil {
-			return fmt.Errorf("sync: pull %s: import: %w", st.conn.ID, err)
-		}
 		l := store.Link{ConnectionID: st.conn.ID, ItemKind: store.LinkEvent, ItemID: uid,
 			RemoteID: it.Name, RemoteHref: it.Href, RemoteETag: it.ETag, ContentHash: it.Hash}
-		if err := e.upsertLink(ctx, st.conn.ID, l); err != nil {
-			return err
-		}
+		st.pending.put(store.ImportedObject{UID: uid, Events: byUID[uid], Link: l})
 		links = append(links, l)
 	}
+	for _, uid := range uids {
+		st.importedBy[uid] = it.Name
+	}
 	for _, l := range old {
-		if !slices.Contains(uids, l.ItemID) {
-			if err := e.dropImport(ctx, st, l); err != nil {
-				return err
-			}
+		// A UID the object no longer holds goes, unless another object
+		// of this pull took it over (moved between objects): then
+		// removing it would drop what that object just imported.
+		if !slices.Contains(uids, l.ItemID) && st.importedBy[l.ItemID] == "" {
+			st.pending.remove(l.ItemID)
 		}
 	}
 	st.events[it.Name] = links
 	st.res.Imported++
+	return nil
+}
+
+// importBatch collects a pull's imports and removals so that they reach
+// the store a chunk at a time (store.ImportObjects, store.RemoveObjects)
+// instead of in several transactions per object. Every entry replaces a
+// UID's whole stored state, so for each UID only the last one queued
+// matters: an import after a removal is that import, a removal after an
+// import is that removal. Writing the batch therefore ends in the same
+// rows as writing each step when it happened.
+type importBatch struct {
+	upserts  map[string]int // uid → index in objs
+	objs     []store.ImportedObject
+	removals map[string]bool
+}
+
+// put queues the import of one UID.
+func (b *importBatch) put(o store.ImportedObject) {
+	delete(b.removals, o.UID)
+	if i, ok := b.upserts[o.UID]; ok {
+		b.objs[i] = o
+		return
+	}
+	if b.upserts == nil {
+		b.upserts = map[string]int{}
+	}
+	b.upserts[o.UID] = len(b.objs)
+	b.objs = append(b.objs, o)
+}
+
+// remove queues the removal of one UID's events and link.
+func (b *importBatch) remove(uid string) {
+	if i, ok := b.upserts[uid]; ok {
+		// Dropped from objs by marking: the slice keeps its order.
+		b.objs[i].UID = ""
+		delete(b.upserts, uid)
+	}
+	if b.removals == nil {
+		b.removals = map[string]bool{}
+	}
+	b.removals[uid] = true
+}
+
+func (b *importBatch) size() int { return len(b.upserts) + len(b.removals) }
+
+// flush writes the queued imports and removals. The two sets are
+// disjoint (see importBatch), so their order does not matter.
+func (e *Engine) flush(ctx context.Context, st *pullState) error {
+	b := &st.pending
+	if b.size() == 0 {
+		return nil
+	}
+	if len(b.removals) > 0 {
+		uids := slices.Sorted(maps.Keys(b.removals))
+		if err := e.cfg.Store.RemoveObjects(ctx, st.conn.ID, uids); err != nil {
+			return fmt.Errorf("sync: pull %s: remove imports: %w", st.conn.ID, err)
+		}
+	}
+	objs := slices.DeleteFunc(b.objs, func(o store.ImportedObject) bool { return o.UID == "" })
+	if len(objs) > 0 {
+		if err := e.cfg.Store.ImportObjects(ctx, st.conn.ID, objs); err != nil {
+			return fmt.Errorf("sync: pull %s: import: %w", st.conn.ID, err)
+		}
+	}
+	*b = importBatch{}
 	return nil
 }
 

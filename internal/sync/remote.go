@@ -150,7 +150,8 @@ type Store interface {
 	UpsertLink(ctx context.Context, l store.Link) error
 	DeleteLink(ctx context.Context, connectionID, kind, itemID string) error
 
-	ReplaceExternalEvents(ctx context.Context, connectionID, uid string, events []store.ExternalEvent) error
-	DeleteExternalEvents(ctx context.Context, connectionID, uid string) error
+	// ImportObjects and RemoveObjects write a pull's imports in bulk.
+	ImportObjects(ctx context.Context, connectionID string, objs []store.ImportedObject) error
+	RemoveObjects(ctx context.Context, connectionID string, uids []string) error
 	RecordSync(ctx context.Context, connectionID string, r store.SyncResult) error
 }

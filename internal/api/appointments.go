@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -105,13 +106,17 @@ type cancelAppointmentRequest struct {
 	Notify *notifyRequest `json:"notify"`
 }
 
+var appointmentIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~@:+=-]{1,200}$`)
+
 // validateAppointment checks every rule of the path id and the body that
 // needs no I/O, in field order, and returns the appointment to store.
 // notify is checked by validateNotify.
 func validateAppointment(tenantID, id string, req appointmentRequest) (store.Appointment, *apiError) {
 	a := store.Appointment{TenantID: tenantID, ID: id}
-	if msg := checkSubjectID(id); msg != "" {
-		return a, invalidField("id", "the appointment id "+msg)
+	// The id becomes part of the file name and UID of our calendar copies,
+	// so it is limited to characters that are safe in both.
+	if !appointmentIDPattern.MatchString(id) {
+		return a, invalidField("id", "the appointment id must be 1 to 200 of the characters A-Z a-z 0-9 . _ ~ @ : + = -")
 	}
 	if n := len(req.SubjectIDs); n == 0 || n > maxAppointmentSubjects {
 		return a, invalidField("subject_ids", fmt.Sprintf("must list 1 to %d subject ids", maxAppointmentSubjects))

@@ -151,6 +151,8 @@ func TestPutAppointmentValidation(t *testing.T) {
 		}{
 			{"id too long", strings.Repeat("a", 201), ok, 422, "invalid_field", "id"},
 			{"id with a control character", "a%01b", ok, 422, "invalid_field", "id"},
+			{"id with a slash", "a%2Fb", ok, 422, "invalid_field", "id"},
+			{"id with a space", "a%20b", ok, 422, "invalid_field", "id"},
 			{"no subjects", "", with(ok, "subject_ids", []string{}), 422, "invalid_field", "subject_ids"},
 			{"subjects missing", "", with(ok, "subject_ids", nil), 422, "invalid_field", "subject_ids"},
 			{"21 subjects", "", with(ok, "subject_ids", many), 422, "invalid_field", "subject_ids"},

@@ -97,7 +97,18 @@ func validateConsent(req consentRequest) *apiError {
 	if len(req.ConnectionID) > maxConnectionID || !printableASCII(req.ConnectionID) {
 		return invalidField("connection_id", "must be a connection id of at most 200 characters")
 	}
+	// A calendar consent is given with its connection, and taken back by
+	// revoking the connection: that commit is what stops every read and
+	// write and removes our copies. A ledger entry alone would say
+	// "revoked" while the sync went on.
+	if calendarPurpose(req.Purpose) && req.Decision == store.DecisionRevoked {
+		return invalidField("decision", "a calendar consent is revoked with POST /v1/connections/{id}/revoke, which stops the sync and removes our copies")
+	}
 	return nil
+}
+
+func calendarPurpose(p string) bool {
+	return p == store.ConsentCalendarReadBusy || p == store.ConsentCalendarReadDetails || p == store.ConsentCalendarWrite
 }
 
 func (s *server) recordConsent(w http.ResponseWriter, r *http.Request, key store.APIKey) {
@@ -114,6 +125,18 @@ func (s *server) recordConsent(w http.ResponseWriter, r *http.Request, key store
 	if aerr := validateConsent(req); aerr != nil {
 		writeError(w, aerr)
 		return
+	}
+	if req.ConnectionID != "" {
+		// Only the subject's own connections of this tenant.
+		conn, err := s.store.GetConnection(r.Context(), key.TenantID, req.ConnectionID)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && conn.SubjectID != req.SubjectID) {
+			writeError(w, invalidField("connection_id", "must be a connection of this subject"))
+			return
+		}
+		if err != nil {
+			s.internalError(w, r, "get connection", err)
+			return
+		}
 	}
 	c, err := s.store.RecordConsent(r.Context(), store.Consent{
 		TenantID:      key.TenantID,

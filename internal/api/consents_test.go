@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/termind/termind/internal/store"
 )
 
 func consentRequestBody(subject, purpose, decision string) map[string]any {
@@ -22,6 +24,7 @@ func TestRecordConsentAndLedger(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, dialect string) {
 		e := newEnv(t, dialect)
 		ingest, ingestKey := e.ingestKey()
+		conn := e.seedConnection("cust-7", store.ProviderCalDAV, store.ConsentCalendarReadBusy)
 
 		decisions := []struct{ purpose, decision string }{
 			{"notify.sms", "granted"},
@@ -32,7 +35,7 @@ func TestRecordConsentAndLedger(t *testing.T) {
 		for i, d := range decisions {
 			body := consentRequestBody("cust-7", d.purpose, d.decision)
 			if i == 1 {
-				body["connection_id"] = "con_123"
+				body["connection_id"] = conn.ID
 				body["source"] = map[string]any{"ip": "2001:db8::1"}
 			}
 			w := e.do("POST", "/v1/consents", ingest, mustJSON(t, body))
@@ -51,7 +54,7 @@ func TestRecordConsentAndLedger(t *testing.T) {
 			if i == 0 && (got.Source.IP != "203.0.113.7" || got.Source.UserAgent != "Mozilla/5.0") {
 				t.Errorf("source %+v", got.Source)
 			}
-			if i == 1 && (got.ConnectionID != "con_123" || got.Source.IP != "2001:db8::1") {
+			if i == 1 && (got.ConnectionID != conn.ID || got.Source.IP != "2001:db8::1") {
 				t.Errorf("connection/source %+v", got)
 			}
 			ids = append(ids, got.ID)
@@ -60,10 +63,10 @@ func TestRecordConsentAndLedger(t *testing.T) {
 		w := e.do("GET", "/v1/subjects/cust-7/consents", e.token, "")
 		var list consentList
 		decodeBody(t, w, &list)
-		if w.Code != 200 || len(list.Items) != 3 {
+		if w.Code != 200 || len(list.Items) != 3+1 { // +1: the connection's own grant
 			t.Fatalf("ledger: status %d, %d items", w.Code, len(list.Items))
 		}
-		for i, c := range list.Items {
+		for i, c := range list.Items[1:] {
 			if c.ID != ids[i] || c.Decision != decisions[i].decision {
 				t.Errorf("ledger[%d] = %s %s, want %s %s (oldest first)", i, c.ID, c.Decision, ids[i], decisions[i].decision)
 			}
@@ -139,6 +142,45 @@ func TestRestrictSubject(t *testing.T) {
 			if err != nil || sub.Restricted != s.want {
 				t.Errorf("%s: stored restricted=%v (%v), want %v", s.path, sub.Restricted, err, s.want)
 			}
+		}
+	})
+}
+
+// A calendar consent is revoked by revoking its connection (which stops
+// the sync); the ledger alone cannot, and a consent can only name the
+// subject's own connection.
+func TestCalendarConsentRules(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		e := newEnv(t, dialect)
+		mine := e.seedConnection("cust-7", store.ProviderCalDAV, store.ConsentCalendarReadBusy)
+		other := e.seedConnection("cust-8", store.ProviderCalDAV, store.ConsentCalendarReadBusy)
+		before := e.countRows("consents")
+		cases := []struct {
+			name, purpose, decision, connection, field string
+		}{
+			{"calendar revoke through the ledger", store.ConsentCalendarReadBusy, "revoked", mine.ID, "decision"},
+			{"calendar revoke without connection", store.ConsentCalendarWrite, "revoked", "", "decision"},
+			{"another subject's connection", store.ConsentNotifySMS, "granted", other.ID, "connection_id"},
+			{"unknown connection", store.ConsentCalendarReadBusy, "refused", "con_unknown", "connection_id"},
+		}
+		for _, c := range cases {
+			body := consentRequestBody("cust-7", c.purpose, c.decision)
+			if c.connection != "" {
+				body["connection_id"] = c.connection
+			}
+			w := e.do("POST", "/v1/consents", e.token, mustJSON(t, body))
+			if w.Code != http.StatusUnprocessableEntity || !strings.Contains(w.Body.String(), `"field":"`+c.field+`"`) {
+				t.Errorf("%s: %d %s, want 422 on %s", c.name, w.Code, w.Body, c.field)
+			}
+		}
+		if after := e.countRows("consents"); after != before {
+			t.Errorf("%d consents stored by refused requests", after-before)
+		}
+		// Refusing, or granting, a calendar purpose on one's own connection is recorded.
+		w := e.do("POST", "/v1/consents", e.token, mustJSON(t, with(consentRequestBody("cust-7", store.ConsentCalendarWrite, "refused"), "connection_id", mine.ID)))
+		if w.Code != http.StatusCreated {
+			t.Errorf("refusal on own connection: %d %s", w.Code, w.Body)
 		}
 	})
 }

@@ -72,7 +72,7 @@ const (
 
 // Defaults for NotifierConfig.
 const (
-	DefaultLease       = 2 * time.Minute
+	DefaultLease       = 5 * time.Minute
 	DefaultMaxAttempts = 8
 )
 
@@ -98,7 +98,8 @@ type NotifierConfig struct {
 	// status callback to PublicURL + /webhooks/twilio/status.
 	PublicURL string
 	// Lease is how long a claimed send may take before it counts as
-	// interrupted (default 2 min).
+	// interrupted (default 5 min: longer than a task's 2-minute timeout
+	// plus recording, so a live batch is never taken for a dead one).
 	Lease time.Duration
 	// MaxAttempts bounds provider attempts per notification (default 8).
 	MaxAttempts int

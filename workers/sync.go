@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -182,6 +183,9 @@ type PollerConfig struct {
 	// before the poller asks again (asynq's own retries run meanwhile;
 	// default 15 min).
 	ErrorBackoff time.Duration
+	// Providers, when set, are the only providers polled: those the sync
+	// engine has a remote for. Others would fail on every poll.
+	Providers []string
 	// Limit is the page of due connections one poll looks at (default
 	// store.DefaultDueLimit).
 	Limit  int
@@ -303,6 +307,9 @@ func (p *Poller) due(ctx context.Context, id string, now time.Time) (full, due b
 	}
 	if err != nil {
 		return false, false, fmt.Errorf("poll %s: %w", id, err)
+	}
+	if p.cfg.Providers != nil && !slices.Contains(p.cfg.Providers, c.Provider) {
+		return false, false, nil
 	}
 	st, err := p.cfg.Store.GetSyncStatus(ctx, id)
 	if err != nil {

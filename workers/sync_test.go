@@ -1,6 +1,7 @@
 package workers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -271,6 +272,37 @@ func TestSyncHandlersSkipRevoked(t *testing.T) {
 			}
 			if n := e.rows("external_events", conn.ID) + e.rows("links", conn.ID); n != 0 {
 				t.Errorf("%d rows written", n)
+			}
+		})
+	}
+}
+
+type pullRecorder struct{ ids []string }
+
+func (p *pullRecorder) EnqueuePull(_ context.Context, id string, _ bool) error {
+	p.ids = append(p.ids, id)
+	return nil
+}
+
+// TestPollerOnlyPollsProvidersWithARemote: a provider the engine cannot
+// sync is not polled (it would fail on every poll and crowd the others).
+func TestPollerOnlyPollsProvidersWithARemote(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range storetest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			e := newRevokeEnv(t, dialect)
+			conn := e.connectCalDAV("https://dav.example.com/alice/work/", "secret", false)
+			for providers, want := range map[string]int{"google": 0, "caldav": 1} {
+				q := &pullRecorder{}
+				p := NewPoller(PollerConfig{Store: e.store, Queue: q, Providers: []string{providers}, Logger: testLogger(t)})
+				if _, err := p.PollOnce(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if len(q.ids) != want || (want == 1 && q.ids[0] != conn.ID) {
+					t.Errorf("providers [%s]: pulls %v, want %d", providers, q.ids, want)
+				}
 			}
 		})
 	}

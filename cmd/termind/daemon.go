@@ -283,7 +283,8 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 	if slices.Contains(roles, roleWorker) {
 		srv := queue.NewServer(d.redis, d.cfg.QueueName, d.cfg.Concurrency, d.log)
 		mux := asynq.NewServeMux()
-		poller := workers.NewPoller(workers.PollerConfig{Store: d.store, Queue: d.queue, Logger: d.log})
+		poller := workers.NewPoller(workers.PollerConfig{Store: d.store, Queue: d.queue,
+			Providers: []string{store.ProviderCalDAV}, Logger: d.log})
 		workers.Register(mux, d.notifier(),
 			workers.NewSweeper(workers.SweeperConfig{
 				Store: d.store, Queue: d.queue, Revoking: d.store, Revokes: d.queue,

@@ -20,6 +20,10 @@ import (
 // is not active (revoking, revoked, paused or broken).
 var ErrNotActive = errors.New("connection not active")
 
+// ErrNotImporting: events were offered for a connection whose direction
+// does not include import (export-only: consented for writing only).
+var ErrNotImporting = errors.New("connection does not import")
+
 // ErrRestricted: a calendar read or write was refused because the
 // connection's subject has restricted processing (GDPR Art. 18).
 var ErrRestricted = errors.New("subject restricted")

@@ -128,9 +128,14 @@ func (s *Store) importTx(ctx context.Context, tx *sql.Tx, connectionID string, o
 	if err := s.lockActive(ctx, tx, connectionID); err != nil {
 		return err
 	}
-	var privacy string
-	if err := tx.QueryRowContext(ctx, s.rebind("SELECT privacy FROM connections WHERE id = ?"), connectionID).Scan(&privacy); err != nil {
+	var privacy, direction string
+	if err := tx.QueryRowContext(ctx, s.rebind("SELECT privacy, direction FROM connections WHERE id = ?"), connectionID).Scan(&privacy, &direction); err != nil {
 		return notFound(err)
+	}
+	// An export-only connection has consent to write our copies, not to
+	// read the person's calendar.
+	if direction == DirectionExport && len(objs) > 0 {
+		return fmt.Errorf("connection %s is export-only: %w", connectionID, ErrNotImporting)
 	}
 	uids := make([]string, len(objs))
 	for i, o := range objs {

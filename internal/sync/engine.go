@@ -255,9 +255,11 @@ func (e *Engine) pull(ctx context.Context, conn store.Connection, remote Remote,
 			// Our copy's object now holds an event without our marker:
 			// someone replaced it. The appointment wins.
 			err = e.restore(ctx, st, l, it.ETag, ReportCopyEdited)
-		} else {
+		} else if imports(st.conn) {
 			err = e.pullImport(ctx, st, it)
 		}
+		// An export-only connection was consented for writing our copies,
+		// not for reading the person's calendar: their events are skipped.
 		if err == nil && st.pending.size() >= store.ImportChunk {
 			err = e.flush(ctx, st)
 		}
@@ -551,6 +553,12 @@ func (e *Engine) upsertLink(ctx context.Context, connID string, l store.Link) er
 		return fmt.Errorf("sync: %s: link: %w", connID, err)
 	}
 	return nil
+}
+
+// imports reports whether the connection's events may be read into the
+// store (direction import or both).
+func imports(conn store.Connection) bool {
+	return conn.Direction == store.DirectionImport || conn.Direction == store.DirectionBoth
 }
 
 // exports reports whether the connection gets copies of appointments.

@@ -754,3 +754,36 @@ func TestRevokedConnectionRefuses(t *testing.T) {
 		}
 	})
 }
+
+// TestExportOnlyConnectionImportsNothing: a connection consented for
+// writing our copies only never reads the person's events into the store.
+func TestExportOnlyConnectionImportsNothing(t *testing.T) {
+	t.Parallel()
+	forDialects(t, func(t *testing.T, dialect string) {
+		e := newEnv(t, dialect, store.PrivacyBusy)
+		start := day(3, 12, 0)
+		e.r.PutEvent(t, "alice", e.cal, "therapy", userEvent("therapy@example.com", start, start.Add(time.Hour), "Therapy with Dr X", "Praxis"))
+
+		creds, _ := json.Marshal(caldavremote.Credentials{Username: "alice", Password: "secret"})
+		exportOnly, err := e.s.CreateConnection(e.ctx, store.Connection{TenantID: e.tenant.ID, SubjectID: e.subject, Provider: store.ProviderCalDAV,
+			CalendarURL: e.cal, Privacy: store.PrivacyFull, Direction: store.DirectionExport}, creds,
+			[]store.Consent{{Purpose: store.ConsentCalendarWrite, Decision: store.DecisionGranted, PolicyVersion: "v1", Actor: "test"}},
+			store.AuditEntry{Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.eng.Pull(e.ctx, exportOnly.ID, true)
+		if err != nil || res.Imported != 0 {
+			t.Fatalf("pull of an export-only connection: %+v, %v; want nothing imported", res, err)
+		}
+		if n, _ := e.s.ExternalEventCount(e.ctx, exportOnly.ID); n != 0 {
+			t.Errorf("%d events stored for an export-only connection", n)
+		}
+		// The store refuses too, whoever asks.
+		err = e.s.ReplaceExternalEvents(e.ctx, exportOnly.ID, "therapy@example.com",
+			[]store.ExternalEvent{{UID: "therapy@example.com", Start: start, End: start.Add(time.Hour), Title: "Therapy with Dr X"}})
+		if !errors.Is(err, store.ErrNotImporting) {
+			t.Errorf("ReplaceExternalEvents on an export-only connection: %v, want ErrNotImporting", err)
+		}
+	})
+}

@@ -530,7 +530,7 @@ func (s *Store) RevokingConnections(ctx context.Context, before time.Time, limit
 // unknown connection gives ErrNotFound; fn's own error is returned as is.
 func (s *Store) CalendarWrite(ctx context.Context, connectionID string, fn func(ctx context.Context) error) error {
 	if s.dialect == DialectPostgres {
-		tx, err := s.db.BeginTx(ctx, nil)
+		tx, err := s.fenceDB.BeginTx(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("calendar write: begin: %w", err)
 		}

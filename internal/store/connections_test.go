@@ -1227,3 +1227,40 @@ func TestEraseSubjectWaitsForCalendarWrite(t *testing.T) {
 		}
 	})
 }
+
+// TestManyConcurrentCalendarWrites: more syncs at once than the pool has
+// connections, each reading the store inside its fence (as a pull does),
+// all finish — none waits forever for a connection held by another fence.
+func TestManyConcurrentCalendarWrites(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx, cancel := context.WithTimeout(testCtx(t), 30*time.Second)
+		defer cancel()
+		tn, _ := storetest.NewTenant(t, s)
+		s.UseSealer(keyring(t, "k1"))
+		var conns []store.Connection
+		for i := range 8 {
+			conns = append(conns, newConn(t, s, tn.ID, fmt.Sprintf("subject-%d", i), "pw", store.ConsentCalendarWrite))
+		}
+		const writers = 40
+		errs := make(chan error, writers)
+		for i := range writers {
+			c := conns[i%len(conns)]
+			go func() {
+				errs <- s.CalendarWrite(ctx, c.ID, func(ctx context.Context) error {
+					time.Sleep(20 * time.Millisecond) // a remote round trip
+					_, err := s.GetConnectionByID(ctx, c.ID)
+					if err == nil {
+						_, err = s.ListLinks(ctx, c.ID, store.LinkEvent)
+					}
+					return err
+				})
+			}()
+		}
+		for range writers {
+			if err := <-errs; err != nil {
+				t.Fatalf("calendar write: %v", err)
+			}
+		}
+	})
+}

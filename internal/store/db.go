@@ -34,6 +34,12 @@ type Store struct {
 	// read serves plain reads. On SQLite it is a separate pool (WAL lets
 	// readers run beside the writer); on PostgreSQL it is db itself.
 	read *sql.DB
+	// fenceDB holds the PostgreSQL transactions of calendar write fences
+	// (see CalendarWrite). A fence lives as long as a whole pull or push,
+	// and the store calls made inside it need connections of their own: on
+	// the shared pool, enough concurrent syncs would hold every connection
+	// and wait for one forever. Its size bounds the syncs of a process.
+	fenceDB *sql.DB
 
 	sealMu sync.RWMutex
 	sealer Sealer // set by UseSealer; nil until then
@@ -67,6 +73,11 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	return openSQLite(ctx, path)
 }
 
+// maxConcurrentFences bounds the calendar syncs one process runs at once
+// on PostgreSQL; more wait for a fence connection without holding one of
+// the shared pool.
+const maxConcurrentFences = 12
+
 func openPostgres(ctx context.Context, url string) (*Store, error) {
 	db, err := sql.Open("pgx", url)
 	if err != nil {
@@ -83,7 +94,15 @@ func openPostgres(ctx context.Context, url string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	return &Store{dialect: DialectPostgres, db: db, read: db}, nil
+	fenceDB, err := sql.Open("pgx", url)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	fenceDB.SetMaxOpenConns(maxConcurrentFences)
+	fenceDB.SetMaxIdleConns(4)
+	fenceDB.SetConnMaxIdleTime(5 * time.Minute)
+	return &Store{dialect: DialectPostgres, db: db, read: db, fenceDB: fenceDB}, nil
 }
 
 func openSQLite(ctx context.Context, path string) (*Store, error) {
@@ -139,6 +158,9 @@ func (s *Store) Close() error {
 	err := s.db.Close()
 	if s.read != s.db {
 		err = errors.Join(err, s.read.Close())
+	}
+	if s.fenceDB != nil {
+		err = errors.Join(err, s.fenceDB.Close())
 	}
 	return err
 }

@@ -275,7 +275,10 @@ func TestBusyIntervals(t *testing.T) {
 		put(a, "transparent", free(12, 13))
 		put(b, "afternoon", busy(14, 15))
 		put(a, "contained", busy(14.25, 14.5))
-		put(exportOnly, "export", busy(16, 17))
+		// An export-only connection cannot hold imported events at all.
+		if err := s.ReplaceExternalEvents(ctx, exportOnly.ID, "export", []store.ExternalEvent{busy(16, 17)}); !errors.Is(err, store.ErrNotImporting) {
+			t.Fatalf("import on an export-only connection: %v, want ErrNotImporting", err)
+		}
 		put(paused, "paused", busy(13, 13.5))
 		put(revoking, "revoking", busy(13.5, 14))
 		put(ben, "ben", busy(11, 12))

@@ -24,6 +24,7 @@ type NotifierStore interface {
 	FinishAttempt(ctx context.Context, id string, now time.Time, r store.AttemptResult) (store.Notification, error)
 	MarkInterrupted(ctx context.Context, id string, now time.Time) (store.Notification, error)
 	SendChecks(ctx context.Context, tenantID, subjectID, purpose string) (store.SendChecks, error)
+	GetAppointment(ctx context.Context, tenantID, id string) (store.Appointment, error)
 	SetSMSOptedOut(ctx context.Context, tenantID, subjectID string) error
 }
 
@@ -62,6 +63,11 @@ const (
 	ReasonTenantGone     = "tenant_gone"
 	ReasonUnknownChannel = "unknown_channel"
 	ReasonNoProvider     = "no_provider"
+	// A reminder whose appointment was cancelled or moved since it was
+	// planned: the API cancels such reminders, and this is the check at
+	// the side effect in case that step did not happen.
+	ReasonAppointmentGone  = "appointment_cancelled"
+	ReasonAppointmentMoved = "appointment_moved"
 )
 
 const (
@@ -321,7 +327,38 @@ func (nt *Notifier) check(ctx context.Context, n store.Notification) (store.Tena
 	case purpose == store.ConsentNotifyEmail && (c.Consent == store.DecisionRefused || c.Consent == store.DecisionRevoked):
 		return c.Tenant, ReasonEmailRefused, nil
 	}
+	if n.Purpose == store.PurposeReminder && n.AppointmentID != "" {
+		reason, err := nt.checkAppointment(ctx, n)
+		return c.Tenant, reason, err
+	}
 	return c.Tenant, "", nil
+}
+
+// checkAppointment suppresses a reminder for an appointment that is gone,
+// cancelled, or no longer starts when the reminder says.
+func (nt *Notifier) checkAppointment(ctx context.Context, n store.Notification) (string, error) {
+	a, err := nt.cfg.Store.GetAppointment(ctx, n.TenantID, n.AppointmentID)
+	if errors.Is(err, store.ErrNotFound) {
+		return ReasonAppointmentGone, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if a.Status == store.AppointmentCancelled {
+		return ReasonAppointmentGone, nil
+	}
+	if a.AllDay {
+		return "", nil // all-day reminders carry local midnight, not the stored instant
+	}
+	var data struct {
+		Start string `json:"start"`
+	}
+	if json.Unmarshal(n.Data, &data) == nil {
+		if t, err := time.Parse(time.RFC3339, data.Start); err == nil && !t.Equal(a.Start) {
+			return ReasonAppointmentMoved, nil
+		}
+	}
+	return "", nil
 }
 
 // failed is a final failure that no retry can mend.

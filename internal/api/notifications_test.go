@@ -44,6 +44,7 @@ func TestCreateNotificationRefusesBadInput(t *testing.T) {
 		{"idempotency_key too long", js(with(email, "idempotency_key", strings.Repeat("k", 256))), 422, "invalid_field", "idempotency_key"},
 		{"idempotency_key not ASCII", js(with(email, "idempotency_key", "schlüssel")), 422, "invalid_field", "idempotency_key"},
 		{"idempotency_key control char", js(with(email, "idempotency_key", "a\tb")), 422, "invalid_field", "idempotency_key"},
+		{"idempotency_key reserved for appointments", js(with(email, "idempotency_key", "appt:x:v1:reminder:anna:email")), 422, "invalid_field", "idempotency_key"},
 		{"channel missing", js(with(email, "channel", nil)), 422, "invalid_field", "channel"},
 		{"channel unknown", js(with(email, "channel", "fax")), 422, "invalid_field", "channel"},
 		{"email with display name", js(with(email, "to", "Jane <jane@example.com>")), 422, "invalid_field", "to"},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/mail"
 	"regexp"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -62,6 +63,11 @@ func validateNotification(req notificationRequest, now time.Time) (validNotifica
 
 	if n := len(req.IdempotencyKey); n == 0 || n > maxIdempotencyKey || !printableASCII(req.IdempotencyKey) {
 		return v, invalidField("idempotency_key", "is required: 1 to 255 printable ASCII characters")
+	}
+	// Keys of the notifications planned for appointments start with "appt":
+	// a client key there could take an appointment's reminder slot.
+	if strings.HasPrefix(req.IdempotencyKey, "appt:") || strings.HasPrefix(req.IdempotencyKey, "appt#") {
+		return v, invalidField("idempotency_key", `must not start with "appt:" or "appt#" (reserved for appointment notifications)`)
 	}
 	switch req.Channel {
 	case store.ChannelEmail:

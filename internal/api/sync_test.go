@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -40,12 +41,16 @@ func TestSubjectBusy(t *testing.T) {
 			{imp, "noon", []store.ExternalEvent{ev(from.Add(12*time.Hour), time.Hour, false)}},
 			{both, "cross-to", []store.ExternalEvent{ev(to.Add(-time.Hour), 2*time.Hour, false)}},
 			{imp, "outside", []store.ExternalEvent{ev(to.Add(2*time.Hour), time.Hour, false)}},
-			{exp, "export-only", []store.ExternalEvent{ev(from.Add(8*time.Hour), time.Hour, false)}},
 			{other, "someone-else", []store.ExternalEvent{ev(from.Add(9*time.Hour), time.Hour, false)}},
 		} {
 			if err := e.store.ReplaceExternalEvents(e.ctx(), x.conn.ID, x.uid, x.events); err != nil {
 				t.Fatalf("events %s: %v", x.uid, err)
 			}
+		}
+		// An export-only connection holds no imported events at all.
+		if err := e.store.ReplaceExternalEvents(e.ctx(), exp.ID, "export-only",
+			[]store.ExternalEvent{ev(from.Add(8*time.Hour), time.Hour, false)}); !errors.Is(err, store.ErrNotImporting) {
+			t.Fatalf("events on an export-only connection: %v, want ErrNotImporting", err)
 		}
 
 		w := e.do("GET", busyPath("cust-a", from, to), ingest, "")

@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/termind/termind/connectors/caldav"
@@ -38,13 +40,16 @@ func Factory(hc *http.Client, log *slog.Logger) sync.RemoteFactory {
 	if log == nil {
 		log = slog.Default()
 	}
+	listings := &listingCache{m: map[string]listing{}}
 	return func(conn store.Connection, credentials []byte) (sync.Remote, error) {
 		var cr Credentials
 		if err := json.Unmarshal(credentials, &cr); err != nil {
 			// The error text could quote the credentials: leave it out.
 			return nil, errors.New("caldav credentials are not valid JSON")
 		}
-		return New(caldav.NewClient(hc, conn.CalendarURL, cr.Username, cr.Password), log), nil
+		r := New(caldav.NewClient(hc, conn.CalendarURL, cr.Username, cr.Password), log)
+		r.listings, r.key = listings, conn.ID+" "+conn.CalendarURL
+		return r, nil
 	}
 }
 
@@ -52,6 +57,53 @@ func Factory(hc *http.Client, log *slog.Logger) sync.RemoteFactory {
 type Remote struct {
 	c   *caldav.Client
 	log *slog.Logger
+	// listings (nil: none kept) holds the ETag listing of the last ctag
+	// pull of each calendar, under key.
+	listings *listingCache
+	key      string
+}
+
+// listing is the ETags by name a ctag pull returned with its cursor.
+type listing struct {
+	ctag  string
+	etags map[string]string
+}
+
+// listingCache keeps, per calendar, the listing of the last ctag pull, so
+// that the next pull after a change fetches only the objects whose ETag
+// changed and reports the ones gone. A listing is used only with the
+// cursor it was returned with: a pull whose result was not recorded
+// leaves the older cursor, which then lists and fetches everything.
+type listingCache struct {
+	mu gosync.Mutex
+	m  map[string]listing
+}
+
+// previous returns the ETags listed with the cursor ctag, if kept.
+func (r *Remote) previous(ctag string) (map[string]string, bool) {
+	if r.listings == nil || ctag == "" {
+		return nil, false
+	}
+	r.listings.mu.Lock()
+	defer r.listings.mu.Unlock()
+	l, ok := r.listings.m[r.key]
+	if !ok || l.ctag != ctag {
+		return nil, false
+	}
+	return l.etags, true
+}
+
+func (r *Remote) remember(ctag string, etags map[string]string) {
+	if r.listings == nil {
+		return
+	}
+	r.listings.mu.Lock()
+	defer r.listings.mu.Unlock()
+	if ctag == "" {
+		delete(r.listings.m, r.key)
+		return
+	}
+	r.listings.m[r.key] = listing{ctag: ctag, etags: etags}
 }
 
 // New wraps a connector client.
@@ -63,7 +115,9 @@ func New(c *caldav.Client, log *slog.Logger) *Remote {
 }
 
 // Changes follows the calendar with sync-collection; when the server does
-// not offer it, with its CTag and a full ETag listing on every change.
+// not offer it, with its CTag and an ETag listing on every change, from
+// which only the objects whose ETag changed are fetched (all of them
+// when the previous listing is not at hand).
 func (r *Remote) Changes(ctx context.Context, cursor string, w sync.Window) (sync.Changes, error) {
 	switch {
 	case cursor == "":
@@ -125,21 +179,43 @@ func (r *Remote) ctagChanges(ctx context.Context, last string, w sync.Window) (s
 	if err != nil {
 		return sync.Changes{}, mapErr(err)
 	}
-	out := sync.Changes{Full: true, Cursor: cursorCTag + tag}
+	prev, incremental := r.previous(last)
+	out := sync.Changes{Full: !incremental, Cursor: cursorCTag + tag}
 	names := make([]string, 0, len(listed))
+	etags := make(map[string]string, len(listed))
+	var fetch []string
 	for _, l := range listed {
 		names = append(names, l.Name)
+		etags[l.Name] = l.ETag
+		if !incremental || prev[l.Name] != l.ETag {
+			fetch = append(fetch, l.Name)
+		}
 	}
-	out.Present = names
-	objs, err := r.c.Multiget(ctx, names)
+	if incremental {
+		for name := range prev {
+			if _, ok := etags[name]; !ok {
+				out.Deleted = append(out.Deleted, name)
+			}
+		}
+		slices.Sort(out.Deleted)
+	} else {
+		out.Present = names
+	}
+	objs, err := r.c.Multiget(ctx, fetch)
 	if err != nil {
 		return sync.Changes{}, mapErr(err)
+	}
+	for _, o := range objs {
+		if o.ETag != "" {
+			etags[o.Name] = o.ETag // what was imported, if it changed since the listing
+		}
 	}
 	out.Items = r.decodeAll(objs, w)
 	if tag == "" {
 		// Without a ctag every pull lists everything.
 		out.Cursor = cursorCTag
 	}
+	r.remember(tag, etags)
 	return out, nil
 }
 

@@ -83,7 +83,10 @@ type env struct {
 	eng     *sync.Engine
 }
 
-func newEnv(t *testing.T, dialect, privacy string) *env {
+// newEnv starts Radicale with alice's calendar and a connection to it.
+// With front, the connection reaches Radicale through what front starts
+// in front of it: front gets Radicale's base URL and returns its own.
+func newEnv(t *testing.T, dialect, privacy string, front ...func(radicale string) string) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	t.Cleanup(cancel)
@@ -102,6 +105,11 @@ func newEnv(t *testing.T, dialect, privacy string) *env {
 	e := &env{t: t, ctx: ctx, s: s, r: r, tenant: tn, subject: "patient-7"}
 	e.cal = r.MakeCalendar(t, "alice", "Work")
 
+	connURL := e.cal
+	if len(front) > 0 {
+		connURL = strings.TrimSuffix(front[0](r.URL), "/") + "/" + strings.TrimPrefix(e.cal, r.URL)
+	}
+
 	creds, _ := json.Marshal(caldavremote.Credentials{Username: "alice", Password: "secret"})
 	consents := []store.Consent{
 		{Purpose: store.ConsentCalendarReadBusy, Decision: store.DecisionGranted, PolicyVersion: "v1", Actor: "test"},
@@ -111,7 +119,7 @@ func newEnv(t *testing.T, dialect, privacy string) *env {
 		consents = append(consents, store.Consent{Purpose: store.ConsentCalendarReadDetails, Decision: store.DecisionGranted, PolicyVersion: "v1", Actor: "test"})
 	}
 	e.conn, err = s.CreateConnection(ctx, store.Connection{TenantID: tn.ID, SubjectID: e.subject, Provider: store.ProviderCalDAV,
-		CalendarURL: e.cal, CalendarName: "Work", Privacy: privacy, Direction: store.DirectionBoth}, creds, consents, store.AuditEntry{Actor: "test"})
+		CalendarURL: connURL, CalendarName: "Work", Privacy: privacy, Direction: store.DirectionBoth}, creds, consents, store.AuditEntry{Actor: "test"})
 	if err != nil {
 		t.Fatalf("create connection: %v", err)
 	}

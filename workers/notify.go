@@ -220,6 +220,13 @@ func (nt *Notifier) claim(ctx context.Context, id string) (store.Notification, b
 // that a batch can record all its rows at once.
 func (nt *Notifier) attempt(ctx context.Context, n store.Notification) store.AttemptResult {
 	tenant, reason, err := nt.check(ctx, n)
+	return nt.attemptChecked(ctx, n, tenant, reason, err)
+}
+
+// attemptChecked is attempt after the send-time checks, given their
+// outcome: an error gives the claim back as a retry, a reason suppresses,
+// else render and send.
+func (nt *Notifier) attemptChecked(ctx context.Context, n store.Notification, tenant store.Tenant, reason string, err error) store.AttemptResult {
 	if err != nil {
 		// Our side failed before anything was sent: give the claim back as
 		// a retry, so the row does not sit in "sending" until it looks
@@ -298,40 +305,58 @@ func (nt *Notifier) attempt(ctx context.Context, n store.Notification) store.Att
 // (DESIGN "Consent is checked at the side effect"). A non-empty reason
 // means: suppress.
 func (nt *Notifier) check(ctx context.Context, n store.Notification) (store.Tenant, string, error) {
-	// The consent that matters for this message, if any: SMS needs a grant;
-	// a reminder mail respects a refusal or revocation of notify.email;
-	// transactional mail rests on the contract.
-	purpose := ""
-	switch {
-	case n.Channel == store.ChannelSMS:
-		purpose = store.ConsentNotifySMS
-	case n.Channel == store.ChannelEmail && n.Purpose == store.PurposeReminder:
-		purpose = store.ConsentNotifyEmail
-	}
-	c, err := nt.cfg.Store.SendChecks(ctx, n.TenantID, n.SubjectID, purpose)
+	c, err := nt.cfg.Store.SendChecks(ctx, n.TenantID, n.SubjectID, consentPurpose(n))
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Tenant{}, ReasonTenantGone, nil
 	}
 	if err != nil {
 		return store.Tenant{}, "", err
 	}
-	switch {
-	case c.Restricted:
-		return c.Tenant, ReasonRestricted, nil
-	case n.Channel == store.ChannelSMS && n.SubjectID == "":
-		return c.Tenant, ReasonNoSubject, nil
-	case n.Channel == store.ChannelSMS && c.SMSOptedOut:
-		return c.Tenant, ReasonSMSOptedOut, nil
-	case n.Channel == store.ChannelSMS && c.Consent != store.DecisionGranted:
-		return c.Tenant, ReasonNoSMSConsent, nil
-	case purpose == store.ConsentNotifyEmail && (c.Consent == store.DecisionRefused || c.Consent == store.DecisionRevoked):
-		return c.Tenant, ReasonEmailRefused, nil
+	return nt.checkWith(ctx, n, c)
+}
+
+// checkWith finishes check with the send checks already read: the decision
+// on them and, for a reminder, the check against its appointment.
+func (nt *Notifier) checkWith(ctx context.Context, n store.Notification, c store.SendChecks) (store.Tenant, string, error) {
+	if reason := suppressReason(n, c); reason != "" {
+		return c.Tenant, reason, nil
 	}
 	if n.Purpose == store.PurposeReminder && n.AppointmentID != "" {
 		reason, err := nt.checkAppointment(ctx, n)
 		return c.Tenant, reason, err
 	}
 	return c.Tenant, "", nil
+}
+
+// consentPurpose is the consent that matters for n, if any: SMS needs a
+// grant; a reminder mail respects a refusal or revocation of notify.email;
+// transactional mail rests on the contract.
+func consentPurpose(n store.Notification) string {
+	switch {
+	case n.Channel == store.ChannelSMS:
+		return store.ConsentNotifySMS
+	case n.Channel == store.ChannelEmail && n.Purpose == store.PurposeReminder:
+		return store.ConsentNotifyEmail
+	}
+	return ""
+}
+
+// suppressReason decides on n from its send checks c, read for
+// n.SubjectID and consentPurpose(n). A non-empty reason means: suppress.
+func suppressReason(n store.Notification, c store.SendChecks) string {
+	switch {
+	case c.Restricted:
+		return ReasonRestricted
+	case n.Channel == store.ChannelSMS && n.SubjectID == "":
+		return ReasonNoSubject
+	case n.Channel == store.ChannelSMS && c.SMSOptedOut:
+		return ReasonSMSOptedOut
+	case n.Channel == store.ChannelSMS && c.Consent != store.DecisionGranted:
+		return ReasonNoSMSConsent
+	case consentPurpose(n) == store.ConsentNotifyEmail && (c.Consent == store.DecisionRefused || c.Consent == store.DecisionRevoked):
+		return ReasonEmailRefused
+	}
+	return ""
 }
 
 // checkAppointment suppresses a reminder for an appointment that is gone,

@@ -21,6 +21,7 @@ const batchParallelism = 8
 type BatchStore interface {
 	ClaimNotifications(ctx context.Context, ids []string, now, leaseUntil time.Time) ([]store.Notification, error)
 	FinishAttempts(ctx context.Context, now time.Time, items []store.Finish) ([]string, error)
+	SendChecksBatch(ctx context.Context, tenantID string, keys []store.CheckKey) (map[store.CheckKey]store.SendChecks, error)
 }
 
 // ProcessBatch handles notify:batch: the same send path as notify:send for
@@ -50,6 +51,7 @@ func (nt *Notifier) DeliverBatch(ctx context.Context, ids []string) error {
 	if err != nil {
 		return fmt.Errorf("notify batch: claim: %w", err)
 	}
+	checks := nt.batchChecks(ctx, bs, claimed)
 	results := make([]store.AttemptResult, len(claimed))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, batchParallelism)
@@ -59,11 +61,70 @@ func (nt *Notifier) DeliverBatch(ctx context.Context, ids []string) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i] = nt.attempt(ctx, n)
+			switch c := checks[i]; {
+			case !c.read:
+				results[i] = nt.attempt(ctx, n)
+			case c.tenantGone:
+				results[i] = nt.attemptChecked(ctx, n, store.Tenant{}, ReasonTenantGone, nil)
+			default:
+				tenant, reason, err := nt.checkWith(ctx, n, c.checks)
+				results[i] = nt.attemptChecked(ctx, n, tenant, reason, err)
+			}
 		}()
 	}
 	wg.Wait()
 	return nt.recordBatch(ctx, claimed, results)
+}
+
+// batchRowChecks is what batchChecks read for one claimed row.
+type batchRowChecks struct {
+	read       bool // false: the row reads its own checks (attempt)
+	tenantGone bool
+	checks     store.SendChecks
+}
+
+// batchChecks reads the send checks of all claimed rows with one
+// SendChecksBatch per tenant instead of one SendChecks per row. They are
+// read once the rows are claimed, before the first send of the batch. Where
+// that read fails, the rows fall back to the per-row checks of attempt.
+func (nt *Notifier) batchChecks(ctx context.Context, bs BatchStore, rows []store.Notification) []batchRowChecks {
+	out := make([]batchRowChecks, len(rows))
+	byTenant := make(map[string][]int)
+	var tenants []string
+	for i, n := range rows {
+		if _, ok := byTenant[n.TenantID]; !ok {
+			tenants = append(tenants, n.TenantID)
+		}
+		byTenant[n.TenantID] = append(byTenant[n.TenantID], i)
+	}
+	for _, tenantID := range tenants {
+		idx := byTenant[tenantID]
+		keys := make([]store.CheckKey, len(idx))
+		for j, i := range idx {
+			keys[j] = checkKey(rows[i])
+		}
+		got, err := bs.SendChecksBatch(ctx, tenantID, keys)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			for _, i := range idx {
+				out[i] = batchRowChecks{read: true, tenantGone: true}
+			}
+		case err != nil:
+			nt.log.Warn("notify: batch send checks failed, checking row by row",
+				"tenant_id", tenantID, "notifications", len(idx), "err", err)
+		default:
+			for j, i := range idx {
+				c, ok := got[keys[j]]
+				out[i] = batchRowChecks{read: ok, checks: c}
+			}
+		}
+	}
+	return out
+}
+
+// checkKey is the (subject, consent purpose) whose send checks n needs.
+func checkKey(n store.Notification) store.CheckKey {
+	return store.CheckKey{SubjectID: n.SubjectID, Purpose: consentPurpose(n)}
 }
 
 // recordBatch records all outcomes in one statement, retrying a few times

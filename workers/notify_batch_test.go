@@ -2,7 +2,9 @@ package workers
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/termind/termind/internal/store"
@@ -23,20 +25,32 @@ func TestDeliverBatch(t *testing.T) {
 			if err := e.store.SetSubjectRestricted(ctx, e.tenant.ID, "restricted", true); err != nil {
 				t.Fatal(err)
 			}
+			e.consent("carl", store.ConsentNotifySMS, store.DecisionGranted)
+			// The same subject id in another tenant is another person.
+			other, _ := storetest.NewTenant(t, e.store)
 			ok1 := e.create(nil)
 			ok2 := e.create(func(n *store.Notification) { n.SubjectID = "anna" })
 			restricted := e.create(func(n *store.Notification) { n.SubjectID = "restricted" })
 			noConsent := e.create(func(n *store.Notification) {
 				n.Channel, n.Recipient, n.SubjectID = store.ChannelSMS, "+4915112345678", "ben"
 			})
+			smsOK := e.create(func(n *store.Notification) {
+				n.Channel, n.Recipient, n.SubjectID = store.ChannelSMS, "+4915187654321", "carl"
+			})
+			otherOK := e.create(func(n *store.Notification) { n.TenantID, n.SubjectID = other.ID, "restricted" })
 			temporary := e.create(nil)
 			permanent := e.create(nil)
 			// The recorder hands out failures in call order; the batch sends
 			// in parallel, so make the two failing rows the only mail rows
 			// sent after a first pass of the others.
-			n := e.notifier(nil)
-			if err := n.DeliverBatch(ctx, []string{ok1.ID, ok2.ID, restricted.ID, noConsent.ID}); err != nil {
+			cs := &countingStore{Store: e.store}
+			n := e.notifier(func(c *NotifierConfig) { c.Store = cs })
+			if err := n.DeliverBatch(ctx, []string{ok1.ID, ok2.ID, restricted.ID, noConsent.ID, smsOK.ID, otherOK.ID}); err != nil {
 				t.Fatal(err)
+			}
+			// One read of the send checks per tenant, none per row.
+			if single, batch := cs.single.Load(), cs.batch.Load(); single != 0 || batch != 2 {
+				t.Errorf("send checks read %d times per row and %d per tenant; want 0 and 2", single, batch)
 			}
 			e.mail.fail(tempErr("451"))
 			if err := n.DeliverBatch(ctx, []string{temporary.ID}); err != nil {
@@ -52,6 +66,8 @@ func TestDeliverBatch(t *testing.T) {
 				ok2.ID:        {store.StatusSent, ""},
 				restricted.ID: {store.StatusSuppressed, ReasonRestricted},
 				noConsent.ID:  {store.StatusSuppressed, ReasonNoSMSConsent},
+				smsOK.ID:      {store.StatusSent, ""},
+				otherOK.ID:    {store.StatusSent, ""},
 				temporary.ID:  {store.StatusScheduled, "smtp 451"},
 				permanent.ID:  {store.StatusFailed, "smtp 550"},
 			}
@@ -77,9 +93,73 @@ func TestDeliverBatch(t *testing.T) {
 			if after := len(e.mail.sends()); after != before {
 				t.Errorf("a repeated batch sent %d more mails", after-before)
 			}
+			if sms := e.sms.sends(); len(sms) != 1 || sms[0].sms.To != smsOK.Recipient {
+				t.Errorf("SMS sent %+v, want only the one with consent", sms)
+			}
+		})
+	}
+}
+
+// TestDeliverBatchChecksFallback: when the batch read of the send checks
+// fails, every row reads its own and the outcomes are the same.
+func TestDeliverBatchChecksFallback(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range storetest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			e := newEnv(t, dialect, nil)
+			if err := e.store.SetSubjectRestricted(ctx, e.tenant.ID, "restricted", true); err != nil {
+				t.Fatal(err)
+			}
+			ok := e.create(func(n *store.Notification) { n.SubjectID = "anna" })
+			restricted := e.create(func(n *store.Notification) { n.SubjectID = "restricted" })
+			noConsent := e.create(func(n *store.Notification) {
+				n.Channel, n.Recipient, n.SubjectID = store.ChannelSMS, "+4915112345678", "ben"
+			})
+			cs := &countingStore{Store: e.store, batchErr: errors.New("connection reset")}
+			n := e.notifier(func(c *NotifierConfig) { c.Store = cs })
+			if err := n.DeliverBatch(ctx, []string{ok.ID, restricted.ID, noConsent.ID}); err != nil {
+				t.Fatal(err)
+			}
+			if single, batch := cs.single.Load(), cs.batch.Load(); single != 3 || batch != 1 {
+				t.Errorf("send checks read %d times per row and %d per tenant; want 3 and 1", single, batch)
+			}
+			want := map[string][2]string{
+				ok.ID:         {store.StatusSent, ""},
+				restricted.ID: {store.StatusSuppressed, ReasonRestricted},
+				noConsent.ID:  {store.StatusSuppressed, ReasonNoSMSConsent},
+			}
+			for id, w := range want {
+				got := e.get(id)
+				if got.Status != w[0] || got.StatusReason != w[1] || len(got.Attempts) != 1 {
+					t.Errorf("%s: %s %q attempts %v; want %s %q after one attempt", id, got.Status, got.StatusReason, outcomes(got), w[0], w[1])
+				}
+			}
 			if len(e.sms.sends()) != 0 {
 				t.Errorf("an SMS without consent was sent")
 			}
 		})
 	}
+}
+
+// countingStore counts the send-check reads of the store it wraps; with
+// batchErr set, the batch form fails.
+type countingStore struct {
+	*store.Store
+	single, batch atomic.Int64
+	batchErr      error
+}
+
+func (s *countingStore) SendChecks(ctx context.Context, tenantID, subjectID, purpose string) (store.SendChecks, error) {
+	s.single.Add(1)
+	return s.Store.SendChecks(ctx, tenantID, subjectID, purpose)
+}
+
+func (s *countingStore) SendChecksBatch(ctx context.Context, tenantID string, keys []store.CheckKey) (map[store.CheckKey]store.SendChecks, error) {
+	s.batch.Add(1)
+	if s.batchErr != nil {
+		return nil, s.batchErr
+	}
+	return s.Store.SendChecksBatch(ctx, tenantID, keys)
 }

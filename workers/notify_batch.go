@@ -52,6 +52,7 @@ func (nt *Notifier) DeliverBatch(ctx context.Context, ids []string) error {
 		return fmt.Errorf("notify batch: claim: %w", err)
 	}
 	checks := nt.batchChecks(ctx, bs, claimed)
+	checkedAt := time.Now()
 	results := make([]store.AttemptResult, len(claimed))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, batchParallelism)
@@ -62,7 +63,9 @@ func (nt *Notifier) DeliverBatch(ctx context.Context, ids []string) error {
 			defer wg.Done()
 			defer func() { <-sem }()
 			switch c := checks[i]; {
-			case !c.read:
+			case !c.read || time.Since(checkedAt) > maxBatchCheckAge:
+				// Checks read for the batch are only used while fresh;
+				// later rows re-read their own right before the send.
 				results[i] = nt.attempt(ctx, n)
 			case c.tenantGone:
 				results[i] = nt.attemptChecked(ctx, n, store.Tenant{}, ReasonTenantGone, nil)
@@ -77,6 +80,10 @@ func (nt *Notifier) DeliverBatch(ctx context.Context, ids []string) error {
 }
 
 // batchRowChecks is what batchChecks read for one claimed row.
+// maxBatchCheckAge bounds how old the batch-wide send checks may be when a
+// row is sent; a row sent later re-reads its own, as the single path does.
+const maxBatchCheckAge = time.Second
+
 type batchRowChecks struct {
 	read       bool // false: the row reads its own checks (attempt)
 	tenantGone bool
@@ -92,6 +99,12 @@ func (nt *Notifier) batchChecks(ctx context.Context, bs BatchStore, rows []store
 	byTenant := make(map[string][]int)
 	var tenants []string
 	for i, n := range rows {
+		if n.Channel == store.ChannelSMS {
+			// An SMS rests on an explicit consent whose withdrawal must stop
+			// the very next message: SMS rows always read their own checks
+			// right before the send.
+			continue
+		}
 		if _, ok := byTenant[n.TenantID]; !ok {
 			tenants = append(tenants, n.TenantID)
 		}

@@ -84,7 +84,7 @@ func (e *revokeEnv) connect(c store.Connection, credentials any) store.Connectio
 // connectCalDAV connects alice's calendar at calURL.
 func (e *revokeEnv) connectCalDAV(calURL, password string, keepCopies bool) store.Connection {
 	e.t.Helper()
-	return e.connect(store.Connection{Provider: store.ProviderCalDAV, CalendarURL: calURL, CalendarName: "Work",
+	return e.connect(store.Connection{Provider: store.ProviderCalDAV, CalendarURL: calURL, CalendarName: "Office",
 		KeepCopiesOnRevoke: keepCopies}, caldavCredentials{Username: "alice", Password: password})
 }
 
@@ -248,7 +248,7 @@ type calendar struct {
 func newCalendar(t *testing.T) calendar {
 	t.Helper()
 	r := caldavtest.StartRadicale(t)
-	cal := r.MakeCalendar(t, "alice", "Work")
+	cal := r.MakeCalendar(t, "alice", "Office")
 	r.PutEvent(t, "alice", cal, strings.TrimSuffix(caldav.EventName("appt-1"), ".ics"), markedEvent("appt-1"))
 	r.PutEvent(t, "alice", cal, "lunch", ownEvent("lunch@example.com"))
 	c := calendar{r: r, url: cal, our: cal + caldav.EventName("appt-1"), own: r.EventURL(t, cal, "lunch")}
@@ -588,7 +588,7 @@ func TestRevocationWaitsForCalendarWrite(t *testing.T) {
 			ctx := testCtx(t)
 			e := newRevokeEnv(t, dialect)
 			r := caldavtest.StartRadicale(t)
-			calURL := r.MakeCalendar(t, "alice", "Work")
+			calURL := r.MakeCalendar(t, "alice", "Office")
 			c := e.connectCalDAV(calURL, "secret", false)
 
 			hc := caldav.NewHTTPClient(caldav.Options{AllowPrivate: true, Timeout: 20 * time.Second})
@@ -693,7 +693,7 @@ func TestSweeperReenqueuesRevocations(t *testing.T) {
 			e := newRevokeEnv(t, dialect)
 			cred := caldavCredentials{Username: "alice", Password: "secret"}
 			conn := func() store.Connection {
-				return e.connect(store.Connection{Provider: store.ProviderCalDAV, CalendarURL: "https://dav.example.org/alice/work/"}, cred)
+				return e.connect(store.Connection{Provider: store.ProviderCalDAV, CalendarURL: "https://dav.example.org/alice/office/"}, cred)
 			}
 			left := conn()
 			e.begin(left.ID)

@@ -66,7 +66,7 @@ func TestSyncTasksThroughTheQueue(t *testing.T) {
 			ctx := testCtx(t)
 			e := newRevokeEnv(t, dialect)
 			rad := caldavtest.StartRadicale(t)
-			cal := rad.MakeCalendar(t, "alice", "Work")
+			cal := rad.MakeCalendar(t, "alice", "Office")
 			conn := e.connectCalDAV(cal, "secret", false)
 			syncer, _ := newSyncer(t, e)
 
@@ -115,7 +115,7 @@ func TestSyncHandlerOutcomes(t *testing.T) {
 			ctx := testCtx(t)
 			e := newRevokeEnv(t, dialect)
 			rad := caldavtest.StartRadicale(t)
-			cal := rad.MakeCalendar(t, "alice", "Work")
+			cal := rad.MakeCalendar(t, "alice", "Office")
 			syncer, _ := newSyncer(t, e)
 
 			// A wrong password: the connection becomes broken, the task
@@ -174,7 +174,7 @@ func TestPollerEnqueuesDuePulls(t *testing.T) {
 			t.Parallel()
 			ctx := testCtx(t)
 			e := newRevokeEnv(t, dialect)
-			conn := e.connectCalDAV("https://dav.example.com/alice/work/", "secret", false)
+			conn := e.connectCalDAV("https://dav.example.com/alice/office/", "secret", false)
 			qn := "poll-" + dialect
 			r, client := openQueue(t, redisURL, qn)
 			in := asynq.NewInspector(r.ConnOpt())
@@ -258,7 +258,7 @@ func TestSyncHandlersSkipRevoked(t *testing.T) {
 			ctx := testCtx(t)
 			e := newRevokeEnv(t, dialect)
 			rad := caldavtest.StartRadicale(t)
-			cal := rad.MakeCalendar(t, "alice", "Work")
+			cal := rad.MakeCalendar(t, "alice", "Office")
 			conn := e.connectCalDAV(cal, "secret", false)
 			rad.PutEvent(t, "alice", cal, "x", syncUserEvent("x@example.com", time.Now().Add(48*time.Hour)))
 			syncer, _ := newSyncer(t, e)
@@ -293,7 +293,7 @@ func TestPollerOnlyPollsProvidersWithARemote(t *testing.T) {
 			t.Parallel()
 			ctx := testCtx(t)
 			e := newRevokeEnv(t, dialect)
-			conn := e.connectCalDAV("https://dav.example.com/alice/work/", "secret", false)
+			conn := e.connectCalDAV("https://dav.example.com/alice/office/", "secret", false)
 			for providers, want := range map[string]int{"google": 0, "caldav": 1} {
 				q := &pullRecorder{}
 				p := NewPoller(PollerConfig{Store: e.store, Queue: q, Providers: []string{providers}, Logger: testLogger(t)})

@@ -37,7 +37,7 @@ func TestCLIConnectionsAndRights(t *testing.T) {
 	const password = "correct-horse-battery-staple"
 	s := openTestStore(t, db, k1)
 	conn, err := s.CreateConnection(ctx, store.Connection{TenantID: tenantID, SubjectID: "anna", Provider: store.ProviderCalDAV,
-		CalendarURL: "https://dav.example/anna/work/", Privacy: store.PrivacyBusy, Direction: store.DirectionBoth},
+		CalendarURL: "https://dav.example/anna/office/", Privacy: store.PrivacyBusy, Direction: store.DirectionBoth},
 		[]byte(`{"username":"anna","password":"`+password+`"}`),
 		[]store.Consent{
 			{Purpose: store.ConsentCalendarReadBusy, Decision: store.DecisionGranted, PolicyVersion: "v1", Actor: "test"},

@@ -21,7 +21,7 @@ import (
 type ConnectParams struct {
 	// URL is what the user typed: the server, their principal or one
 	// calendar, e.g. https://dav.example.com/ or
-	// https://dav.example.com/alice/work/.
+	// https://dav.example.com/alice/office/.
 	URL      string
 	Username string
 	Password string

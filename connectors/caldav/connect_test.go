@@ -53,7 +53,7 @@ func wantKind(t *testing.T, err, kind error, parts ...string) {
 func TestConnectExistingCalendar(t *testing.T) {
 	t.Parallel()
 	r := caldavtest.StartRadicale(t)
-	work := r.MakeCalendar(t, "alice", "Work")
+	work := r.MakeCalendar(t, "alice", "Office")
 	private := r.MakeCalendar(t, "alice", "Private")
 	c := privateClient()
 
@@ -65,14 +65,14 @@ func TestConnectExistingCalendar(t *testing.T) {
 	}{
 		{"display name", r.URL, "Private", private},
 		{"display name ignoring case", r.URL, "private", private},
-		{"path", r.URL, "/alice/work/", work},
-		{"path without slash", r.URL, "/alice/work", work},
+		{"path", r.URL, "/alice/office/", work},
+		{"path without slash", r.URL, "/alice/office", work},
 		{"URL", r.URL, work, work},
-		{"segment below the home", r.URL, "work", work},
+		{"segment below the home", r.URL, "office", work},
 		{"URL pointing at the calendar", private, "", private},
-		{"principal URL, named", r.URL + "alice/", "Work", work},
+		{"principal URL, named", r.URL + "alice/", "Office", work},
 		{"well-known URL", r.URL + ".well-known/caldav", "Private", private},
-		{"server URL without slash", strings.TrimSuffix(r.URL, "/"), "Work", work},
+		{"server URL without slash", strings.TrimSuffix(r.URL, "/"), "Office", work},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,13 +95,13 @@ func TestConnectExistingCalendar(t *testing.T) {
 	t.Run("fields", func(t *testing.T) {
 		t.Parallel()
 		cal, err := caldav.Connect(testContext(t), c, caldav.ConnectParams{
-			URL: r.URL, Username: "alice", Password: "secret", Calendar: "Work",
+			URL: r.URL, Username: "alice", Password: "secret", Calendar: "Office",
 		})
 		if err != nil {
 			t.Fatalf("Connect: %v", err)
 		}
-		if cal.Path != "/alice/work/" || cal.Name != "Work" {
-			t.Errorf("Path, Name = %q, %q; want /alice/work/, Work", cal.Path, cal.Name)
+		if cal.Path != "/alice/office/" || cal.Name != "Office" {
+			t.Errorf("Path, Name = %q, %q; want /alice/office/, Work", cal.Path, cal.Name)
 		}
 		if cal.CTag == "" || cal.SyncToken == "" || !cal.SupportsSyncCollection {
 			t.Errorf("Radicale reports ctag, sync-token and sync-collection; got %+v", cal)
@@ -194,7 +194,7 @@ func TestConnectCreatesCalendar(t *testing.T) {
 func TestConnectCalendarNotFound(t *testing.T) {
 	t.Parallel()
 	r := caldavtest.StartRadicale(t)
-	r.MakeCalendar(t, "alice", "Work")
+	r.MakeCalendar(t, "alice", "Office")
 	c := privateClient()
 
 	_, err := caldav.Connect(testContext(t), c, caldav.ConnectParams{
@@ -250,17 +250,17 @@ func davProxy(t *testing.T, r *caldavtest.Radicale, wellKnown string, refuseMkca
 func TestConnectWellKnownBehindProxy(t *testing.T) {
 	t.Parallel()
 	r := caldavtest.StartRadicale(t)
-	r.MakeCalendar(t, "alice", "Work")
+	r.MakeCalendar(t, "alice", "Office")
 	c := privateClient()
 
 	srv := davProxy(t, r, "/dav/", false)
 	cal, err := caldav.Connect(testContext(t), c, caldav.ConnectParams{
-		URL: srv.URL, Username: "alice", Password: "secret", Calendar: "Work",
+		URL: srv.URL, Username: "alice", Password: "secret", Calendar: "Office",
 	})
 	if err != nil {
 		t.Fatalf("Connect via /.well-known/caldav: %v", err)
 	}
-	if want := srv.URL + "/dav/alice/work/"; cal.URL != want {
+	if want := srv.URL + "/dav/alice/office/"; cal.URL != want {
 		t.Errorf("URL = %q, want %q", cal.URL, want)
 	}
 
@@ -283,7 +283,7 @@ func TestConnectWellKnownBehindProxy(t *testing.T) {
 func TestConnectCredentialsRejected(t *testing.T) {
 	t.Parallel()
 	r := caldavtest.StartRadicale(t)
-	r.MakeCalendar(t, "bob", "Work")
+	r.MakeCalendar(t, "bob", "Office")
 	c := privateClient()
 	tests := []struct {
 		name, url, user, pass, status string
@@ -291,7 +291,7 @@ func TestConnectCredentialsRejected(t *testing.T) {
 		{"wrong password", r.URL, "alice", "wrong", "401"},
 		{"unknown user", r.URL, "mallory", "secret", "401"},
 		{"no credentials", r.URL, "", "", "401"},
-		{"someone else's calendar", r.URL + "bob/work/", "alice", "secret", "403"},
+		{"someone else's calendar", r.URL + "bob/office/", "alice", "secret", "403"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -312,8 +312,8 @@ func TestConnectCredentialsRejected(t *testing.T) {
 func TestConnectWrongPath(t *testing.T) {
 	t.Parallel()
 	r := caldavtest.StartRadicale(t)
-	r.MakeCalendar(t, "alice", "Work")
-	for _, path := range []string{"alice/wrok/", "alice/work/nested/"} {
+	r.MakeCalendar(t, "alice", "Office")
+	for _, path := range []string{"alice/offce/", "alice/office/nested/"} {
 		_, err := caldav.Connect(testContext(t), privateClient(), caldav.ConnectParams{
 			URL: r.URL + path, Username: "alice", Password: "secret",
 		})
@@ -382,7 +382,7 @@ func TestConnectUnreachable(t *testing.T) {
 	t.Run("server down, then up again", func(t *testing.T) {
 		t.Parallel()
 		r := caldavtest.StartRadicale(t)
-		r.MakeCalendar(t, "alice", "Work")
+		r.MakeCalendar(t, "alice", "Office")
 		params := caldav.ConnectParams{URL: r.URL, Username: "alice", Password: "secret"}
 		r.Stop()
 		_, err := caldav.Connect(testContext(t), privateClient(), params)

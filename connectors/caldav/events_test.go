@@ -60,7 +60,7 @@ func status(t *testing.T, r *caldavtest.Radicale, user, u string) int {
 func TestPutEventConditions(t *testing.T) {
 	t.Parallel()
 	r := caldavtest.StartRadicale(t)
-	cal := r.MakeCalendar(t, "alice", "Work")
+	cal := r.MakeCalendar(t, "alice", "Office")
 	c := caldav.NewClient(privateClient(), cal, "alice", "secret")
 	ctx := testContext(t)
 	name := caldav.EventName("a1")
@@ -95,7 +95,7 @@ func TestPutEventConditions(t *testing.T) {
 func TestDeleteEvent(t *testing.T) {
 	t.Parallel()
 	r := caldavtest.StartRadicale(t)
-	cal := r.MakeCalendar(t, "alice", "Work")
+	cal := r.MakeCalendar(t, "alice", "Office")
 	c := caldav.NewClient(privateClient(), cal, "alice", "secret")
 	ctx := testContext(t)
 	name := caldav.EventName("a2")
@@ -126,7 +126,7 @@ func TestDeleteEvent(t *testing.T) {
 func TestClientErrorKinds(t *testing.T) {
 	t.Parallel()
 	r := caldavtest.StartRadicale(t)
-	cal := r.MakeCalendar(t, "alice", "Work")
+	cal := r.MakeCalendar(t, "alice", "Office")
 	ctx := testContext(t)
 	name := caldav.EventName("a3")
 
@@ -171,7 +171,7 @@ func TestClientErrorKinds(t *testing.T) {
 func TestOurCopies(t *testing.T) {
 	t.Parallel()
 	r := caldavtest.StartRadicale(t)
-	cal := r.MakeCalendar(t, "alice", "Work")
+	cal := r.MakeCalendar(t, "alice", "Office")
 	other := r.MakeCalendar(t, "alice", "Private")
 	c := caldav.NewClient(privateClient(), cal, "alice", "secret")
 	ctx := testContext(t)
@@ -206,7 +206,7 @@ func TestOurCopies(t *testing.T) {
 	for i, id := range []string{"a1", "a2", "a3"} {
 		res := got[i]
 		if res.Name != caldav.EventName(id) || res.AppointmentID != id || res.ETag != etags[id] ||
-			!strings.HasSuffix(res.Href, "/alice/work/"+caldav.EventName(id)) {
+			!strings.HasSuffix(res.Href, "/alice/office/"+caldav.EventName(id)) {
 			t.Errorf("copy %d = %+v, want name %s, id %s, etag %s", i, res, caldav.EventName(id), id, etags[id])
 		}
 	}
@@ -234,7 +234,7 @@ func TestOurCopies(t *testing.T) {
 func TestRemoveOurCopiesMany(t *testing.T) {
 	t.Parallel()
 	r := caldavtest.StartRadicale(t)
-	cal := r.MakeCalendar(t, "alice", "Work")
+	cal := r.MakeCalendar(t, "alice", "Office")
 	c := caldav.NewClient(privateClient(), strings.TrimSuffix(cal, "/"), "alice", "secret")
 	ctx, cancel := context.WithCancel(testContext(t))
 	defer cancel()

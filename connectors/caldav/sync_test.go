@@ -25,7 +25,7 @@ func changeNames(cs []caldav.Change) []string {
 func TestSyncCollectionAgainstRadicale(t *testing.T) {
 	t.Parallel()
 	r := caldavtest.StartRadicale(t)
-	cal := r.MakeCalendar(t, "alice", "Work")
+	cal := r.MakeCalendar(t, "alice", "Office")
 	c := caldav.NewClient(privateClient(), cal, "alice", "secret")
 	ctx := testContext(t)
 

@@ -41,7 +41,7 @@ func caldavBody(url string) map[string]any {
 		"url":        url,
 		"username":   "alice",
 		"password":   "secret",
-		"calendar":   "Work",
+		"calendar":   "Office",
 		"privacy":    "busy",
 		"direction":  "both",
 		"consent": map[string]any{
@@ -60,7 +60,7 @@ func withConsent(m map[string]any, purposes ...string) map[string]any {
 func TestConnectCalDAV(t *testing.T) {
 	t.Parallel()
 	r := caldavtest.StartRadicale(t)
-	workURL := r.MakeCalendar(t, "alice", "Work")
+	workURL := r.MakeCalendar(t, "alice", "Office")
 	forEachDialect(t, func(t *testing.T, dialect string) {
 		e := newEnv(t, dialect, withCalDAV(privateConnector()))
 		ingest, ingestKey := e.ingestKey()
@@ -73,7 +73,7 @@ func TestConnectCalDAV(t *testing.T) {
 		var got connectionView
 		decodeBody(t, w, &got)
 		if got.ID == "" || got.SubjectID != "cust-1" || got.Provider != "caldav" || got.CalendarURL != workURL ||
-			got.CalendarName != "Work" || got.Privacy != "busy" || got.Direction != "both" || got.State != "active" ||
+			got.CalendarName != "Office" || got.Privacy != "busy" || got.Direction != "both" || got.State != "active" ||
 			got.Cleanup != "" || got.CreatedAt == "" {
 			t.Errorf("view %+v (calendar want %s)", got, workURL)
 		}
@@ -156,7 +156,7 @@ func placeholder(dialect string) string {
 func TestConnectCalDAVRefusals(t *testing.T) {
 	t.Parallel()
 	r := caldavtest.StartRadicale(t)
-	r.MakeCalendar(t, "alice", "Work")
+	r.MakeCalendar(t, "alice", "Office")
 
 	// A web server that is no CalDAV server.
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -190,7 +190,7 @@ func TestConnectCalDAVRefusals(t *testing.T) {
 	}{
 		{"wrong password", false, with(good, "password", "wrong"), 422, "invalid_field", "password", "credentials rejected by the server"},
 		{"unknown user", false, with(good, "username", "mallory"), 422, "invalid_field", "password", "credentials rejected by the server"},
-		{"wrong URL path", false, with(good, "url", r.URL+"alice/wrok/"), 422, "invalid_field", "url", "not a CalDAV server"},
+		{"wrong URL path", false, with(good, "url", r.URL+"alice/offce/"), 422, "invalid_field", "url", "not a CalDAV server"},
 		{"not a CalDAV server", false, with(good, "url", web.URL+"/"), 422, "invalid_field", "url", "not a CalDAV server"},
 		{"closed port", false, with(good, "url", closedPort), 502, "upstream_unreachable", "url", ""},
 		{"calendar not found", false, with(good, "calendar", "Holidays"), 422, "invalid_field", "calendar", ""},

@@ -118,7 +118,7 @@ func newConn(t *testing.T, s *store.Store, tenantID, subjectID, secret string, p
 	t.Helper()
 	c, err := s.CreateConnection(testCtx(t), store.Connection{
 		TenantID: tenantID, SubjectID: subjectID, Provider: store.ProviderCalDAV,
-		CalendarURL: "https://dav.example.org/cal/" + subjectID + "/", CalendarName: "Work",
+		CalendarURL: "https://dav.example.org/cal/" + subjectID + "/", CalendarName: "Office",
 		Privacy: store.PrivacyBusy, Direction: store.DirectionBoth,
 	}, []byte(secret), grant(purposes...), store.AuditEntry{Actor: "api_key:k1", SourceIP: "203.0.113.7"})
 	if err != nil {

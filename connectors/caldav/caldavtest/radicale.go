@@ -247,7 +247,7 @@ func (r *Radicale) MakeCalendar(t testing.TB, user, name string) string {
 
 // PutEvent stores icsBody as <calendar>/<uid>.ics with a plain PUT, as a
 // user's calendar app would, and returns the new ETag. calendarPath is a
-// collection path ("/alice/work/") or URL.
+// collection path ("/alice/office/") or URL.
 func (r *Radicale) PutEvent(t testing.TB, user, calendarPath, uid, icsBody string) string {
 	t.Helper()
 	u := r.EventURL(t, calendarPath, uid)

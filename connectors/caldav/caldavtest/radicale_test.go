@@ -80,7 +80,7 @@ func TestRadicaleSyncCollection(t *testing.T) {
 func TestRadicaleOwnerOnlyAndAuth(t *testing.T) {
 	t.Parallel()
 	r := StartRadicale(t)
-	cal := r.MakeCalendar(t, "alice", "Work")
+	cal := r.MakeCalendar(t, "alice", "Office")
 	if status, _, _ := r.Do(t, "bob", "PROPFIND", cal, http.Header{"Depth": {"0"}}, ""); status != http.StatusForbidden {
 		t.Errorf("bob reading alice's calendar: status %d, want 403", status)
 	}
@@ -92,7 +92,7 @@ func TestRadicaleOwnerOnlyAndAuth(t *testing.T) {
 func TestRadicaleStopStart(t *testing.T) {
 	t.Parallel()
 	r := StartRadicale(t)
-	cal := r.MakeCalendar(t, "alice", "Work")
+	cal := r.MakeCalendar(t, "alice", "Office")
 	r.PutEvent(t, "alice", cal, "ev-1", event("ev-1", "Dentist"))
 
 	r.Stop()

@@ -103,7 +103,7 @@ func newEnv(t *testing.T, dialect, privacy string, front ...func(radicale string
 	tn, _ := storetest.NewTenant(t, s)
 	r := caldavtest.StartRadicale(t)
 	e := &env{t: t, ctx: ctx, s: s, r: r, tenant: tn, subject: "patient-7"}
-	e.cal = r.MakeCalendar(t, "alice", "Work")
+	e.cal = r.MakeCalendar(t, "alice", "Office")
 
 	connURL := e.cal
 	if len(front) > 0 {
@@ -119,7 +119,7 @@ func newEnv(t *testing.T, dialect, privacy string, front ...func(radicale string
 		consents = append(consents, store.Consent{Purpose: store.ConsentCalendarReadDetails, Decision: store.DecisionGranted, PolicyVersion: "v1", Actor: "test"})
 	}
 	e.conn, err = s.CreateConnection(ctx, store.Connection{TenantID: tn.ID, SubjectID: e.subject, Provider: store.ProviderCalDAV,
-		CalendarURL: connURL, CalendarName: "Work", Privacy: privacy, Direction: store.DirectionBoth}, creds, consents, store.AuditEntry{Actor: "test"})
+		CalendarURL: connURL, CalendarName: "Office", Privacy: privacy, Direction: store.DirectionBoth}, creds, consents, store.AuditEntry{Actor: "test"})
 	if err != nil {
 		t.Fatalf("create connection: %v", err)
 	}

@@ -553,6 +553,11 @@ func (s *Store) CalendarWrite(ctx context.Context, connectionID string, fn func(
 	defer s.releaseFence(connectionID, f)
 	f.RLock()
 	defer f.RUnlock()
+	unlock, err := s.lockFenceFile(connectionID, false)
+	if err != nil {
+		return fmt.Errorf("calendar write: %w", err)
+	}
+	defer unlock()
 	if err := s.checkActive(ctx, s.read, connectionID); err != nil {
 		return fmt.Errorf("calendar write: %w", err)
 	}
@@ -650,12 +655,21 @@ func (s *Store) fenceExclusive(ids []string) (release func()) {
 	}
 	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
 	held := make([]*fence, len(ids))
+	files := make([]func(), len(ids))
 	for i, id := range ids {
 		held[i] = s.acquireFence(id)
 		held[i].Lock()
+		unlock, err := s.lockFenceFile(id, true)
+		if err != nil {
+			// A calendar write that cannot take its side of the file lock
+			// refuses to run, so the revocation may go on without it.
+			unlock = func() {}
+		}
+		files[i] = unlock
 	}
 	return func() {
 		for i := len(ids) - 1; i >= 0; i-- {
+			files[i]()
 			held[i].Unlock()
 			s.releaseFence(ids[i], held[i])
 		}

@@ -1264,3 +1264,58 @@ func TestManyConcurrentCalendarWrites(t *testing.T) {
 		}
 	})
 }
+
+// TestCalendarWriteFenceAcrossHandles: two stores on one SQLite file
+// behave like the daemon and a CLI command in another process — a
+// revocation through one waits for a calendar write in flight through the
+// other.
+func TestCalendarWriteFenceAcrossHandles(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	url := storetest.URL(t, "sqlite")
+	daemon := storetest.Open(t, url)
+	if err := daemon.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cli := storetest.Open(t, url)
+	daemon.UseSealer(keyring(t, "k1"))
+	cli.UseSealer(keyring(t, "k1"))
+	tn, _ := storetest.NewTenant(t, daemon)
+	c := newConn(t, daemon, tn.ID, "anna", "pw", store.ConsentCalendarWrite)
+
+	inside, release := make(chan struct{}), make(chan struct{})
+	writeDone := make(chan error, 1)
+	go func() {
+		writeDone <- daemon.CalendarWrite(ctx, c.ID, func(context.Context) error {
+			close(inside)
+			<-release
+			return nil
+		})
+	}()
+	<-inside
+	revoked := make(chan error, 1)
+	go func() {
+		_, err := cli.BeginRevocation(ctx, tn.ID, c.ID, store.Revocation{Actor: "cli", Reason: "test"})
+		revoked <- err
+	}()
+	select {
+	case err := <-revoked:
+		t.Fatalf("revocation through the other handle returned while a write was in flight: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(release)
+	if err := <-writeDone; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-revoked:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("revocation still waiting after the write finished")
+	}
+	if err := daemon.CalendarWrite(ctx, c.ID, func(context.Context) error { return nil }); !errors.Is(err, store.ErrNotActive) {
+		t.Errorf("write after the revocation: %v, want ErrNotActive", err)
+	}
+}

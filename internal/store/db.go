@@ -45,7 +45,10 @@ type Store struct {
 	sealer Sealer // set by UseSealer; nil until then
 
 	// fences are the in-process calendar write fences of SQLite, one per
-	// connection id while anyone holds or waits for it (see CalendarWrite).
+	// connection id while anyone holds or waits for it (see CalendarWrite);
+	// lockDir holds their lock files, which fence other processes on the
+	// same database file.
+	lockDir string
 	fenceMu sync.Mutex
 	fences  map[string]*fence
 }
@@ -134,7 +137,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	}
 	reader.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 	reader.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
-	return &Store{dialect: DialectSQLite, db: writer, read: reader}, nil
+	return &Store{dialect: DialectSQLite, db: writer, read: reader, lockDir: path + ".locks"}, nil
 }
 
 // Dialect is "sqlite" or "postgres".

@@ -56,8 +56,9 @@ func parseRoles(s string) ([]string, error) {
 	return roles, nil
 }
 
-// mailSender and smsSender are what the daemon needs from a connector
-// beyond what the workers use: a way to let go of connections.
+// mailSender and smsSender hold either a provider (SMTP, Twilio) or the
+// file delivery of the embedded default; the daemon closes what needs it
+// through its closers.
 type mailSender interface {
 	Send(ctx context.Context, m mail.Message) (string, error)
 }

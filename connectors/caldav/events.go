@@ -3,7 +3,6 @@ package caldav
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -186,21 +185,9 @@ func (c *Client) OurCopies(ctx context.Context) ([]Resource, error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	h := http.Header{
-		"Content-Type": {"application/xml; charset=utf-8"},
-		"Depth":        {"1"},
-	}
-	resp, err := c.do(ctx, "REPORT", c.cal, h, []byte(ourCopiesQuery))
+	ms, err := c.report(ctx, step, "1", ourCopiesQuery)
 	if err != nil {
-		return nil, classify(ctx, step, err, 0)
-	}
-	defer drain(resp)
-	if resp.StatusCode != http.StatusMultiStatus {
-		return nil, classifyStatus(step, resp)
-	}
-	var ms multistatus
-	if err := xml.NewDecoder(resp.Body).Decode(&ms); err != nil {
-		return nil, classify(ctx, step, fmt.Errorf("caldav: report: decode: %w", err), resp.StatusCode)
+		return nil, err
 	}
 	var out []Resource
 	for _, r := range ms.Responses {

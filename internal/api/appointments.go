@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -483,14 +482,8 @@ func viewAppointment(a store.Appointment) appointmentView {
 // the appointment changed, its copies are pushed and its notifications
 // planned: see applyChange.
 func (s *server) putAppointment(w http.ResponseWriter, r *http.Request, key store.APIKey) {
-	body, aerr := readBody(w, r, maxBodyBytes)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
 	var req appointmentRequest
-	if aerr := decodeStrict(body, &req); aerr != nil {
-		writeError(w, aerr)
+	if !readJSON(w, r, maxBodyBytes, &req, false) {
 		return
 	}
 	now := s.now()
@@ -542,17 +535,9 @@ func (s *server) cancelAppointment(w http.ResponseWriter, r *http.Request, key s
 		writeError(w, notFound("no such appointment"))
 		return
 	}
-	body, aerr := readBody(w, r, maxBodyBytes)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
 	var req cancelAppointmentRequest
-	if len(bytes.TrimSpace(body)) > 0 {
-		if aerr := decodeStrict(body, &req); aerr != nil {
-			writeError(w, aerr)
-			return
-		}
+	if !readJSON(w, r, maxBodyBytes, &req, true) {
+		return
 	}
 	now := s.now()
 	a, err := s.store.GetAppointment(r.Context(), key.TenantID, id)

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -172,14 +171,8 @@ func (s *server) connectCalDAV(w http.ResponseWriter, r *http.Request, key store
 		writeError(w, notConfigured("CalDAV"))
 		return
 	}
-	body, aerr := readBody(w, r, maxBodyBytes)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
 	var req caldavRequest
-	if aerr := decodeStrict(body, &req); aerr != nil {
-		writeError(w, aerr)
+	if !readJSON(w, r, maxBodyBytes, &req, false) {
 		return
 	}
 	if aerr := validateCalDAV(req); aerr != nil {
@@ -370,17 +363,9 @@ func (s *server) revokeConnection(w http.ResponseWriter, r *http.Request, key st
 		writeError(w, notFound("no such connection"))
 		return
 	}
-	body, aerr := readBody(w, r, maxBodyBytes)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
 	var req revokeRequest
-	if len(bytes.TrimSpace(body)) > 0 {
-		if aerr := decodeStrict(body, &req); aerr != nil {
-			writeError(w, aerr)
-			return
-		}
+	if !readJSON(w, r, maxBodyBytes, &req, true) {
+		return
 	}
 	if aerr := validateRevoke(req); aerr != nil {
 		writeError(w, aerr)

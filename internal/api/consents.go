@@ -112,14 +112,8 @@ func calendarPurpose(p string) bool {
 }
 
 func (s *server) recordConsent(w http.ResponseWriter, r *http.Request, key store.APIKey) {
-	body, aerr := readBody(w, r, maxBodyBytes)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
 	var req consentRequest
-	if aerr := decodeStrict(body, &req); aerr != nil {
-		writeError(w, aerr)
+	if !readJSON(w, r, maxBodyBytes, &req, false) {
 		return
 	}
 	if aerr := validateConsent(req); aerr != nil {

@@ -125,14 +125,8 @@ func (s *server) authorizeGoogle(w http.ResponseWriter, r *http.Request, key sto
 		writeError(w, aerr)
 		return
 	}
-	body, aerr := readBody(w, r, maxBodyBytes)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
 	var req googleAuthorizeRequest
-	if aerr := decodeStrict(body, &req); aerr != nil {
-		writeError(w, aerr)
+	if !readJSON(w, r, maxBodyBytes, &req, false) {
 		return
 	}
 	if aerr := validateGoogleAuthorize(req); aerr != nil {

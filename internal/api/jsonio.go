@@ -47,6 +47,21 @@ func tooLarge(field string, limit int64) *apiError {
 	}
 }
 
+// readJSON reads a body of at most limit bytes and decodes it strictly
+// into v; on failure it answers the request itself and returns false. An
+// optional body may be empty (v keeps its zero value).
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any, optional bool) bool {
+	body, aerr := readBody(w, r, limit)
+	if aerr == nil && !(optional && len(bytes.TrimSpace(body)) == 0) {
+		aerr = decodeStrict(body, v)
+	}
+	if aerr != nil {
+		writeError(w, aerr)
+		return false
+	}
+	return true
+}
+
 // decodeStrict unmarshals one JSON object into v, refusing unknown fields,
 // wrong types and trailing data, and names the offending field where the
 // decoder tells it.

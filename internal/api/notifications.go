@@ -28,14 +28,8 @@ type notificationCreated struct {
 }
 
 func (s *server) createNotification(w http.ResponseWriter, r *http.Request, key store.APIKey) {
-	body, aerr := readBody(w, r, maxBodyBytes)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
 	var req notificationRequest
-	if aerr := decodeStrict(body, &req); aerr != nil {
-		writeError(w, aerr)
+	if !readJSON(w, r, maxBodyBytes, &req, false) {
 		return
 	}
 	now := s.now()
@@ -215,14 +209,8 @@ type batchResponse struct {
 }
 
 func (s *server) createNotificationBatch(w http.ResponseWriter, r *http.Request, key store.APIKey) {
-	body, aerr := readBody(w, r, maxBatchBodyBytes)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
 	var req batchRequest
-	if aerr := decodeStrict(body, &req); aerr != nil {
-		writeError(w, aerr)
+	if !readJSON(w, r, maxBatchBodyBytes, &req, false) {
 		return
 	}
 	if len(req.Items) == 0 || len(req.Items) > s.cfg.MaxBatch {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,17 +37,9 @@ func (s *server) syncConnection(w http.ResponseWriter, r *http.Request, key stor
 		writeError(w, notFound("no such connection"))
 		return
 	}
-	body, aerr := readBody(w, r, maxBodyBytes)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
 	var req syncRequest
-	if len(bytes.TrimSpace(body)) > 0 {
-		if aerr := decodeStrict(body, &req); aerr != nil {
-			writeError(w, aerr)
-			return
-		}
+	if !readJSON(w, r, maxBodyBytes, &req, true) {
+		return
 	}
 	pq, ok := s.queue.(pullEnqueuer)
 	if !ok {

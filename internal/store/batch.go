@@ -126,7 +126,7 @@ func (s *Store) finishAttemptsPostgres(ctx context.Context, now time.Time, items
 			retryAt[i] = ms(r.RetryAt)
 		}
 	}
-	rows, err := s.db.QueryContext(ctx, `UPDATE notifications AS n SET
+	done, err := queryStrings(ctx, s.db, `UPDATE notifications AS n SET
 			status = v.status,
 			status_reason = v.reason,
 			claimed_until = 0,
@@ -142,18 +142,6 @@ func (s *Store) finishAttemptsPostgres(ctx context.Context, now time.Time, items
 		WHERE n.id = v.id AND n.status = 'sending' AND t.id = n.tenant_id
 		RETURNING n.id`, ids, statuses, reasons, attempts, providers, retryAt, ms(now))
 	if err != nil {
-		return nil, fmt.Errorf("finish attempts: %w", err)
-	}
-	defer rows.Close()
-	var done []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("finish attempts: %w", err)
-		}
-		done = append(done, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("finish attempts: %w", err)
 	}
 	return done, nil

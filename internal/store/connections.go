@@ -495,24 +495,12 @@ func (s *Store) RevokingConnections(ctx context.Context, before time.Time, limit
 	if limit <= 0 {
 		limit = DefaultRevokingLimit
 	}
-	rows, err := s.read.QueryContext(ctx, s.rebind(`SELECT id FROM connections
+	ids, err := queryStrings(ctx, s.read, s.rebind(`SELECT id FROM connections
 		WHERE state = 'revoking' AND revoke_requested_at < ? ORDER BY revoke_requested_at, id LIMIT ?`), ms(before), limit)
 	if err != nil {
 		return nil, fmt.Errorf("revoking connections: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("revoking connections: %w", err)
-		}
-		out = append(out, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("revoking connections: %w", err)
-	}
-	return out, nil
+	return ids, nil
 }
 
 // CalendarWrite runs fn while holding the connection's write fence: fn runs

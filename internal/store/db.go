@@ -255,3 +255,22 @@ func truncMS(t time.Time) time.Time { return fromMS(ms(t)) }
 func dayOf(msec int64) string {
 	return time.UnixMilli(msec).UTC().Format("2006-01-02")
 }
+
+// queryStrings runs a query whose rows hold one text column (ids, mostly)
+// and returns the values in order.
+func queryStrings(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

@@ -489,22 +489,10 @@ func (s *Store) DueNotifications(ctx context.Context, q DueQuery) ([]DueNotifica
 
 // StaleSending lists ids of sending notifications whose lease ended before now.
 func (s *Store) StaleSending(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	rows, err := s.read.QueryContext(ctx, s.rebind(`SELECT id FROM notifications
+	ids, err := queryStrings(ctx, s.read, s.rebind(`SELECT id FROM notifications
 		WHERE status = 'sending' AND claimed_until < ? ORDER BY claimed_until, id LIMIT ?`), ms(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("stale sending: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("stale sending: %w", err)
-		}
-		out = append(out, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("stale sending: %w", err)
-	}
-	return out, nil
+	return ids, nil
 }

@@ -207,21 +207,12 @@ func (s *Store) EraseSubject(ctx context.Context, tenantID, subjectID, actor, so
 }
 
 func (s *Store) liveConnectionIDs(ctx context.Context, q querier, tenantID, subjectID string) ([]string, error) {
-	rows, err := q.QueryContext(ctx, s.rebind("SELECT id FROM connections WHERE tenant_id = ? AND subject_id = ? AND state IN "+liveStates+" ORDER BY id"),
+	ids, err := queryStrings(ctx, q, s.rebind("SELECT id FROM connections WHERE tenant_id = ? AND subject_id = ? AND state IN "+liveStates+" ORDER BY id"),
 		tenantID, subjectID)
 	if err != nil {
 		return nil, fmt.Errorf("connections: %w", err)
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("connections: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // eraseSubject is EraseSubject's transaction; fenced lists the live
@@ -300,24 +291,11 @@ func (s *Store) eraseSubject(ctx context.Context, tx *sql.Tx, tenantID, subjectI
 // appointments left without subjects, with their notifications; it returns
 // the rows deleted.
 func (s *Store) eraseAppointments(ctx context.Context, tx *sql.Tx, tenantID, subjectID string) (int64, error) {
-	rows, err := tx.QueryContext(ctx, s.rebind(`SELECT x.appointment_id FROM appointment_subjects x
+	alone, err := queryStrings(ctx, tx, s.rebind(`SELECT x.appointment_id FROM appointment_subjects x
 		WHERE x.tenant_id = ? AND x.subject_id = ? AND NOT EXISTS (SELECT 1 FROM appointment_subjects y
 			WHERE y.tenant_id = x.tenant_id AND y.appointment_id = x.appointment_id AND y.subject_id <> x.subject_id)
 		ORDER BY x.appointment_id`+s.forUpdate()), tenantID, subjectID)
 	if err != nil {
-		return 0, err
-	}
-	var alone []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		alone = append(alone, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, err
 	}
 	var total int64

@@ -373,24 +373,12 @@ func (s *Store) ConnectionsDueForSync(ctx context.Context, before time.Time, lim
 	if limit <= 0 {
 		limit = DefaultDueLimit
 	}
-	rows, err := s.read.QueryContext(ctx, s.rebind(`SELECT c.id FROM connections c
+	ids, err := queryStrings(ctx, s.read, s.rebind(`SELECT c.id FROM connections c
 		WHERE c.state = 'active' AND c.last_sync_at < ?
 			AND NOT EXISTS (SELECT 1 FROM subjects sub WHERE sub.tenant_id = c.tenant_id AND sub.id = c.subject_id AND sub.restricted)
 		ORDER BY c.last_sync_at, c.id LIMIT ?`), ms(before), limit)
 	if err != nil {
 		return nil, fmt.Errorf("connections due for sync: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("connections due for sync: %w", err)
-		}
-		out = append(out, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("connections due for sync: %w", err)
-	}
-	return out, nil
+	return ids, nil
 }

@@ -31,23 +31,11 @@ func (s *Store) ClaimNotifications(ctx context.Context, ids []string, now, lease
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	rows, err := s.db.QueryContext(ctx, s.rebind(`UPDATE notifications
+	out, err := queryAll(ctx, s.db, scanNotification, s.rebind(`UPDATE notifications
 		SET status = 'sending', claimed_until = ?, updated_at = ?
 		WHERE status = 'scheduled' AND send_at <= ? AND id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)
 		RETURNING `+notificationCols), args...)
 	if err != nil {
-		return nil, fmt.Errorf("claim notifications: %w", err)
-	}
-	defer rows.Close()
-	var out []Notification
-	for rows.Next() {
-		n, err := scanNotification(rows)
-		if err != nil {
-			return nil, fmt.Errorf("claim notifications: %w", err)
-		}
-		out = append(out, n)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("claim notifications: %w", err)
 	}
 	return out, nil

@@ -107,20 +107,7 @@ func (s *Store) queryConnections(ctx context.Context, q querier, where string, l
 	if lock {
 		query += s.forUpdate()
 	}
-	rows, err := q.QueryContext(ctx, s.rebind(query), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Connection
-	for rows.Next() {
-		c, err := scanConnection(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, q, scanConnection, s.rebind(query), args...)
 }
 
 func checkConnection(c Connection) error {

@@ -256,21 +256,29 @@ func dayOf(msec int64) string {
 	return time.UnixMilli(msec).UTC().Format("2006-01-02")
 }
 
-// queryStrings runs a query whose rows hold one text column (ids, mostly)
-// and returns the values in order.
-func queryStrings(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
+// queryAll runs a query and scans every row with scan, in order.
+func queryAll[T any](ctx context.Context, q querier, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []string
+	var out []T
 	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
+		v, err := scan(rows)
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// queryStrings runs a query whose rows hold one text column (ids, mostly).
+func queryStrings(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
+	return queryAll(ctx, q, func(r rowScanner) (string, error) {
+		var v string
+		err := r.Scan(&v)
+		return v, err
+	}, query, args...)
 }

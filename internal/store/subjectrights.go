@@ -109,21 +109,8 @@ func (s *Store) exportSubject(ctx context.Context, tx *sql.Tx, tenantID, subject
 }
 
 func (s *Store) queryNotifications(ctx context.Context, q querier, tenantID, subjectID string) ([]Notification, error) {
-	rows, err := q.QueryContext(ctx, s.rebind("SELECT "+notificationCols+
+	return queryAll(ctx, q, scanNotification, s.rebind("SELECT "+notificationCols+
 		" FROM notifications WHERE tenant_id = ? AND subject_id = ? ORDER BY created_at, id"), tenantID, subjectID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Notification
-	for rows.Next() {
-		n, err := scanNotification(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
 }
 
 func (s *Store) queryExternalEvents(ctx context.Context, q querier, tenantID, subjectID string) ([]ExternalEvent, error) {

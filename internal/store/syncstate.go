@@ -78,21 +78,9 @@ func (s *Store) GetLink(ctx context.Context, connectionID, kind, itemID string) 
 // ListLinks lists a connection's links of one kind.
 // They are ordered by item id.
 func (s *Store) ListLinks(ctx context.Context, connectionID, kind string) ([]Link, error) {
-	rows, err := s.read.QueryContext(ctx, s.rebind("SELECT "+linkCols+
+	out, err := queryAll(ctx, s.read, scanLink, s.rebind("SELECT "+linkCols+
 		" FROM links WHERE connection_id = ? AND item_kind = ? ORDER BY item_id"), connectionID, kind)
 	if err != nil {
-		return nil, fmt.Errorf("list links: %w", err)
-	}
-	defer rows.Close()
-	var out []Link
-	for rows.Next() {
-		l, err := scanLink(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list links: %w", err)
-		}
-		out = append(out, l)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
 	return out, nil

@@ -113,20 +113,8 @@ func (s *Store) SetTenantReminderRules(ctx context.Context, tenantID string, rul
 
 // ListTenants lists all tenants, oldest first.
 func (s *Store) ListTenants(ctx context.Context) ([]Tenant, error) {
-	rows, err := s.read.QueryContext(ctx, "SELECT "+tenantCols+" FROM tenants ORDER BY created_at, id")
+	out, err := queryAll(ctx, s.read, scanTenant, "SELECT "+tenantCols+" FROM tenants ORDER BY created_at, id")
 	if err != nil {
-		return nil, fmt.Errorf("list tenants: %w", err)
-	}
-	defer rows.Close()
-	var out []Tenant
-	for rows.Next() {
-		t, err := scanTenant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list tenants: %w", err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}
 	return out, nil

@@ -182,29 +182,78 @@ func New(cfg Config, d Deps) http.Handler {
 	}
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/notifications", s.auth(store.RoleIngest, s.createNotification))
-	mux.HandleFunc("POST /v1/notifications/batch", s.auth(store.RoleIngest, s.createNotificationBatch))
-	mux.HandleFunc("GET /v1/notifications/{id}", s.auth(store.RoleIngest, s.getNotification))
-	mux.HandleFunc("DELETE /v1/notifications/{id}", s.auth(store.RoleIngest, s.cancelNotification))
-	mux.HandleFunc("POST /v1/consents", s.auth(store.RoleIngest, s.recordConsent))
-	mux.HandleFunc("GET /v1/subjects/{id}/consents", s.auth(store.RoleIngest, s.listConsents))
-	mux.HandleFunc("POST /v1/subjects/{id}/restrict", s.auth(store.RoleAdmin, s.restrictSubject(true)))
-	mux.HandleFunc("POST /v1/subjects/{id}/unrestrict", s.auth(store.RoleAdmin, s.restrictSubject(false)))
-	mux.HandleFunc("POST /v1/connections/caldav", s.auth(store.RoleIngest, s.connectCalDAV))
-	mux.HandleFunc("POST /v1/connections/google/authorize", s.auth(store.RoleIngest, s.authorizeGoogle))
-	mux.HandleFunc("GET /oauth/google/callback", s.googleCallback)
-	mux.HandleFunc("GET /v1/connections", s.auth(store.RoleIngest, s.listConnections))
-	mux.HandleFunc("GET /v1/connections/{id}", s.auth(store.RoleIngest, s.getConnection))
-	mux.HandleFunc("POST /v1/connections/{id}/revoke", s.auth(store.RoleIngest, s.revokeConnection))
-	mux.HandleFunc("POST /v1/connections/{id}/sync", s.auth(store.RoleIngest, s.syncConnection))
-	mux.HandleFunc("PUT /v1/appointments/{id}", s.auth(store.RoleIngest, s.putAppointment))
-	mux.HandleFunc("DELETE /v1/appointments/{id}", s.auth(store.RoleIngest, s.cancelAppointment))
-	mux.HandleFunc("GET /v1/subjects/{id}/busy", s.auth(store.RoleIngest, s.subjectBusy))
-	mux.HandleFunc("GET /v1/subjects/{id}/export", s.auth(store.RoleAdmin, s.exportSubject))
-	mux.HandleFunc("DELETE /v1/subjects/{id}", s.auth(store.RoleAdmin, s.eraseSubject))
-	mux.HandleFunc("POST /webhooks/twilio/status", s.twilioStatus)
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
-
+	for _, r := range s.table() {
+		h := r.open
+		if r.Role != "" {
+			h = s.auth(r.Role, r.keyed)
+		}
+		mux.HandleFunc(r.Method+" "+r.Pattern, h)
+	}
 	return s.accessLog(s.recoverPanics(jsonFallbacks(mux)))
+}
+
+// Route is one endpoint of the API, as the OpenAPI description and the
+// security tests enumerate them.
+type Route struct {
+	Method, Pattern string
+	// Role is the API key role the route needs (store.RoleIngest,
+	// store.RoleAdmin); "" for routes reached without an API key (OAuth
+	// callback, signed webhooks, health checks).
+	Role string
+}
+
+// Routes lists every route New serves.
+func Routes() []Route {
+	var out []Route
+	for _, r := range (&server{}).table() {
+		out = append(out, r.Route)
+	}
+	return out
+}
+
+// route is a Route with its handler: keyed for routes with a Role, open
+// for the others.
+type route struct {
+	Route
+	keyed authedHandler
+	open  http.HandlerFunc
+}
+
+func keyed(method, pattern, role string, h authedHandler) route {
+	return route{Route: Route{method, pattern, role}, keyed: h}
+}
+
+func open(method, pattern string, h http.HandlerFunc) route {
+	return route{Route: Route{Method: method, Pattern: pattern}, open: h}
+}
+
+// table is the API's routing table; one place, so that Routes and New
+// cannot disagree. New puts the API key check of Role in front of each
+// handler.
+func (s *server) table() []route {
+	return []route{
+		keyed("POST", "/v1/notifications", store.RoleIngest, s.createNotification),
+		keyed("POST", "/v1/notifications/batch", store.RoleIngest, s.createNotificationBatch),
+		keyed("GET", "/v1/notifications/{id}", store.RoleIngest, s.getNotification),
+		keyed("DELETE", "/v1/notifications/{id}", store.RoleIngest, s.cancelNotification),
+		keyed("POST", "/v1/consents", store.RoleIngest, s.recordConsent),
+		keyed("GET", "/v1/subjects/{id}/consents", store.RoleIngest, s.listConsents),
+		keyed("POST", "/v1/subjects/{id}/restrict", store.RoleAdmin, s.restrictSubject(true)),
+		keyed("POST", "/v1/subjects/{id}/unrestrict", store.RoleAdmin, s.restrictSubject(false)),
+		keyed("POST", "/v1/connections/caldav", store.RoleIngest, s.connectCalDAV),
+		keyed("POST", "/v1/connections/google/authorize", store.RoleIngest, s.authorizeGoogle),
+		open("GET", "/oauth/google/callback", s.googleCallback),
+		keyed("GET", "/v1/connections", store.RoleIngest, s.listConnections),
+		keyed("GET", "/v1/connections/{id}", store.RoleIngest, s.getConnection),
+		keyed("POST", "/v1/connections/{id}/revoke", store.RoleIngest, s.revokeConnection),
+		keyed("POST", "/v1/connections/{id}/sync", store.RoleIngest, s.syncConnection),
+		keyed("PUT", "/v1/appointments/{id}", store.RoleIngest, s.putAppointment),
+		keyed("DELETE", "/v1/appointments/{id}", store.RoleIngest, s.cancelAppointment),
+		keyed("GET", "/v1/subjects/{id}/busy", store.RoleIngest, s.subjectBusy),
+		keyed("GET", "/v1/subjects/{id}/export", store.RoleAdmin, s.exportSubject),
+		keyed("DELETE", "/v1/subjects/{id}", store.RoleAdmin, s.eraseSubject),
+		open("POST", "/webhooks/twilio/status", s.twilioStatus),
+		open("GET", "/healthz", s.healthz),
+		open("GET", "/readyz", s.readyz),
+	}
 }

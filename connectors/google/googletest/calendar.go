@@ -78,6 +78,7 @@ type calendarAPI struct {
 	failures   []injectedFailure
 	lastETag   int64
 	channelSeq int64
+	primary    string    // the calendar "primary" stands for
 	notify     *notifier // has its own lock
 }
 
@@ -135,12 +136,15 @@ func (s *Server) routeCalendar(mux *http.ServeMux) {
 func (s *Server) APIURL() string { return s.srv.URL + apiPrefix }
 
 // AddCalendar creates a calendar with no events; adding one that exists
-// does nothing.
+// does nothing. The first calendar added is also "primary".
 func (s *Server) AddCalendar(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cal.calendars[id] != nil {
 		return
+	}
+	if s.cal.primary == "" {
+		s.cal.primary = id
 	}
 	s.cal.calendars[id] = &calendarData{
 		id:         id,
@@ -264,7 +268,13 @@ func (s *Server) logRequest(r *http.Request, body []byte, rec *statusRecorder) {
 // calendarOf finds the calendar named in the path, or answers 404. The
 // caller holds s.mu.
 func (s *Server) calendarOf(w http.ResponseWriter, r *http.Request) *calendarData {
-	c := s.cal.calendars[r.PathValue("calendarId")]
+	id := r.PathValue("calendarId")
+	if id == "primary" {
+		// Google's alias for the user's own calendar; in the fake, the
+		// first one added.
+		id = s.cal.primary
+	}
+	c := s.cal.calendars[id]
 	if c == nil {
 		apiError(w, http.StatusNotFound, "notFound", "Not Found")
 	}

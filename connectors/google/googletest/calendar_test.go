@@ -800,3 +800,95 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("message numbers not distinct: %d", len(nums))
 	}
 }
+
+func TestSeriesEditIncremental(t *testing.T) {
+	t.Parallel()
+	s, svc := setup(t)
+	series := s.PutEvent(calID, &calendar.Event{
+		Id:         "series001",
+		Start:      &calendar.EventDateTime{DateTime: "2026-03-02T09:00:00Z"},
+		End:        &calendar.EventDateTime{DateTime: "2026-03-02T10:00:00Z"},
+		Recurrence: []string{"RRULE:FREQ=DAILY;COUNT=2"},
+	})
+	list := svc.Events.List("primary").SingleEvents(true).TimeMin("2026-03-01T00:00:00Z").TimeMax("2026-04-01T00:00:00Z")
+	items, tok := fullSync(t, list)
+	if got := ids(items); !slices.Equal(got, []string{"series001_20260302T090000Z", "series001_20260303T090000Z"}) {
+		t.Fatalf("instances = %v", got)
+	}
+
+	// The person moves the whole series an hour later: the instances get
+	// new ids and the old ones are reported cancelled.
+	moved := s.PutEvent(calID, &calendar.Event{
+		Id:         series.Id,
+		Start:      &calendar.EventDateTime{DateTime: "2026-03-02T10:00:00Z"},
+		End:        &calendar.EventDateTime{DateTime: "2026-03-02T11:00:00Z"},
+		Recurrence: series.Recurrence,
+	})
+	if moved.Sequence != series.Sequence+1 || moved.Etag == series.Etag {
+		t.Errorf("moved = seq %d etag %s", moved.Sequence, moved.Etag)
+	}
+	changes, tok2 := fullSync(t, svc.Events.List("primary").SingleEvents(true).SyncToken(tok))
+	byID := map[string]string{}
+	for _, c := range changes {
+		byID[c.Id] = c.Status
+	}
+	want := map[string]string{
+		"series001_20260302T090000Z": "cancelled", "series001_20260303T090000Z": "cancelled",
+		"series001_20260302T100000Z": "confirmed", "series001_20260303T100000Z": "confirmed",
+	}
+	if len(byID) != len(want) {
+		t.Fatalf("changes = %v", byID)
+	}
+	for id, st := range want {
+		if byID[id] != st {
+			t.Errorf("%s = %q, want %q", id, byID[id], st)
+		}
+	}
+
+	// Deleting the series cancels the instances the client has.
+	s.DeleteEvent(calID, series.Id)
+	changes, _ = fullSync(t, svc.Events.List("primary").SingleEvents(true).SyncToken(tok2))
+	if got := ids(changes); !slices.Equal(got, []string{"series001_20260302T100000Z", "series001_20260303T100000Z"}) {
+		t.Fatalf("after delete = %v", got)
+	}
+	for _, c := range changes {
+		if c.Status != "cancelled" || c.RecurringEventId != series.Id {
+			t.Errorf("instance = %+v", c)
+		}
+	}
+}
+
+func TestListFilters(t *testing.T) {
+	t.Parallel()
+	s, svc := setup(t)
+	ours := timed("ours00001", "Haircut", day0, time.Hour)
+	ours.ExtendedProperties = &calendar.EventExtendedProperties{Private: map[string]string{"termind": "b1"}}
+	s.PutEvent(calID, ours)
+	s.PutEvent(calID, timed("theirs001", "Dentist", day0.Add(48*time.Hour), time.Hour))
+
+	tests := []struct {
+		name string
+		call *calendar.EventsListCall
+		want []string
+	}{
+		{"private property", svc.Events.List(calID).PrivateExtendedProperty("termind=b1"), []string{"ours00001"}},
+		{"private property other value", svc.Events.List(calID).PrivateExtendedProperty("termind=b2"), nil},
+		{"text", svc.Events.List(calID).Q("dentist"), []string{"theirs001"}},
+		{"iCalUID", svc.Events.List(calID).ICalUID("ours00001@google.com"), []string{"ours00001"}},
+		{"window", svc.Events.List(calID).TimeMin(day0.Add(time.Hour).Format(time.RFC3339)), []string{"theirs001"}},
+		{"window overlapping start", svc.Events.List(calID).TimeMin(day0.Add(30 * time.Minute).Format(time.RFC3339)).
+			TimeMax(day0.Add(time.Hour).Format(time.RFC3339)), []string{"ours00001"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			items, tok := fullSync(t, tt.call)
+			if !slices.Equal(ids(items), tt.want) || tok == "" {
+				t.Errorf("ids = %v (sync token %q), want %v", ids(items), tok, tt.want)
+			}
+		})
+	}
+	_, err := svc.Events.List(calID).OrderBy("startTime").Do()
+	apiErr(t, err, 400, "badRequest")
+	_, err = svc.Events.List(calID).TimeMin(day0.Format(time.RFC3339)).TimeMax(day0.Format(time.RFC3339)).Do()
+	apiErr(t, err, 400, "timeRangeEmpty")
+}

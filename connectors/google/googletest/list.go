@@ -25,6 +25,10 @@ type syncState struct {
 	calendarID string
 	seq        int64
 	query      listQuery
+	// instances are the ids of the live instances of each series inside
+	// the window, as the client was told: when a series changes, the ids
+	// that no longer exist are reported cancelled.
+	instances map[string][]string
 }
 
 // pageState is the rest of a listing, snapshotted when its first page was
@@ -33,7 +37,7 @@ type syncState struct {
 type pageState struct {
 	calendarID string
 	rest       []*calendar.Event
-	sync       *syncState // nil: the listing gives no sync token
+	sync       *syncState
 }
 
 // listQuery is the part of a listing a sync token remembers.
@@ -98,8 +102,8 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		if v := params.Get("singleEvents"); v != "" {
 			q.singleEvents = v == "true"
 		}
-		items := s.collect(c, q, st.seq)
-		s.servePage(w, c, &pageState{calendarID: c.id, rest: items, sync: &syncState{calendarID: c.id, seq: c.seq, query: q}}, maxResults)
+		items, instances := s.collect(c, q, st)
+		s.servePage(w, c, &pageState{calendarID: c.id, rest: items, sync: &syncState{calendarID: c.id, seq: c.seq, query: q, instances: instances}}, maxResults)
 		return
 	}
 
@@ -108,14 +112,8 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, reason, msg)
 		return
 	}
-	items := s.collect(c, q, -1)
-	p := &pageState{calendarID: c.id, rest: items}
-	// Google gives no sync token for listings it cannot continue
-	// incrementally: those filtered by text, iCalUID or update time.
-	if q.q == "" && q.iCalUID == "" && q.updatedMin.IsZero() {
-		p.sync = &syncState{calendarID: c.id, seq: c.seq, query: q}
-	}
-	s.servePage(w, c, p, maxResults)
+	items, instances := s.collect(c, q, nil)
+	s.servePage(w, c, &pageState{calendarID: c.id, rest: items, sync: &syncState{calendarID: c.id, seq: c.seq, query: q, instances: instances}}, maxResults)
 }
 
 // servePage answers one page of p: a page token when more remains, else
@@ -136,7 +134,7 @@ func (s *Server) servePage(w http.ResponseWriter, c *calendarData, p *pageState,
 		tok := random(24)
 		s.cal.pages[tok] = &pageState{calendarID: p.calendarID, rest: rest, sync: p.sync}
 		resp.NextPageToken = tok
-	} else if p.sync != nil {
+	} else {
 		tok := random(24)
 		s.cal.syncTokens[tok] = p.sync
 		resp.NextSyncToken = tok
@@ -192,11 +190,18 @@ type hit struct {
 	start time.Time
 }
 
-// collect lists c for q. since < 0 is a full listing; otherwise only what
-// changed after change sequence since, deleted items included, ordered by
-// change. The caller holds s.mu.
-func (s *Server) collect(c *calendarData, q listQuery, since int64) []*calendar.Event {
-	incremental := since >= 0
+// collect lists c for q. A nil from is a full listing; otherwise only
+// what changed after that sync token, deleted items included, ordered by
+// change. It also returns the live instance ids per series for the next
+// sync token. The caller holds s.mu.
+func (s *Server) collect(c *calendarData, q listQuery, from *syncState) ([]*calendar.Event, map[string][]string) {
+	incremental := from != nil
+	since := int64(-1)
+	var known map[string][]string
+	if incremental {
+		since, known = from.seq, from.instances
+	}
+	instances := map[string][]string{}
 	var hits []hit
 	add := func(ev *calendar.Event, seq int64) {
 		if ev.Status == "cancelled" {
@@ -223,6 +228,11 @@ func (s *Server) collect(c *calendarData, q listQuery, since int64) []*calendar.
 				// the window: the client may hold a copy from before.
 				if se.seq > since {
 					add(clone(ev), se.seq)
+					// A series turned into a single event: its
+					// instances are gone.
+					for _, id := range known[ev.Id] {
+						add(&calendar.Event{Id: id, Status: "cancelled", Etag: ev.Etag, Updated: ev.Updated, RecurringEventId: ev.Id}, se.seq)
+					}
 				}
 			case ev.Status == "cancelled":
 				if withDeleted && updatedSince(ev, q) {
@@ -234,7 +244,7 @@ func (s *Server) collect(c *calendarData, q listQuery, since int64) []*calendar.
 			continue
 		}
 		if q.singleEvents {
-			s.collectInstances(se, q, since, add)
+			instances[ev.Id] = s.collectInstances(se, q, since, known[ev.Id], add)
 			continue
 		}
 		// Series unexpanded: the master, then its exceptions as items of
@@ -291,20 +301,26 @@ func (s *Server) collect(c *calendarData, q listQuery, since int64) []*calendar.
 	for i, h := range hits {
 		out[i] = h.ev
 	}
-	return out
+	return out, instances
 }
 
-// collectInstances adds the instances of series se inside q's window.
-// Incrementally, an instance counts as changed when its series or its own
-// exception changed.
-func (s *Server) collectInstances(se *storedEvent, q listQuery, since int64, add func(*calendar.Event, int64)) {
+// collectInstances adds the instances of series se inside q's window and
+// returns the ids of the live ones. Incrementally, an instance counts as
+// changed when its series or its own exception changed, and an instance
+// the client knew (known) that the changed series no longer has is
+// reported cancelled.
+func (s *Server) collectInstances(se *storedEvent, q listQuery, since int64, known []string, add func(*calendar.Event, int64)) []string {
 	sp, origs, err := occurrences(se.ev, q.timeMin, q.timeMax, s.now())
 	if err != nil {
-		return
+		return nil
 	}
 	seen := map[string]bool{}
+	var live []string
 	emit := func(inst *calendar.Event, seq int64) {
 		seen[inst.Id] = true
+		if inst.Status != "cancelled" {
+			live = append(live, inst.Id)
+		}
 		switch {
 		case since >= 0:
 			if seq > since {
@@ -346,6 +362,19 @@ func (s *Server) collectInstances(se *storedEvent, q listQuery, since int64, add
 		}
 		emit(clone(ex.ev), ex.seq)
 	}
+	if since >= 0 && se.seq > since {
+		for _, id := range known {
+			if seen[id] {
+				continue
+			}
+			gone := &calendar.Event{Id: id, Status: "cancelled", Etag: se.ev.Etag, Updated: se.ev.Updated, RecurringEventId: se.ev.Id}
+			if orig, _, err := parseInstanceSuffix(id[len(se.ev.Id)+1:]); err == nil {
+				gone.OriginalStartTime = sp.eventDateTime(orig)
+			}
+			add(gone, se.seq)
+		}
+	}
+	return live
 }
 
 // inWindow: Google lists an event when it ends after timeMin and starts

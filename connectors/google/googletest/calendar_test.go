@@ -238,10 +238,14 @@ func TestListPagination(t *testing.T) {
 		t.Errorf("page 2 again = %v, want %v", ids(again.Items), ids(pages[1].Items))
 	}
 
-	// showDeleted includes the deleted event, as a tombstone.
+	// showDeleted includes the deleted event, with its details: this is
+	// the organizer's calendar.
 	items, _ := fullSync(t, svc.Events.List(calID).ShowDeleted(true))
 	if n := len(items); n != 8 {
-		t.Errorf("showDeleted: %d items, want 8", n)
+		t.Fatalf("showDeleted: %d items, want 8", n)
+	}
+	if del := items[7]; del.Status != "cancelled" || del.Summary != "ev6" {
+		t.Errorf("deleted = %+v", del)
 	}
 	// maxResults above 2500 is capped, not refused.
 	if _, err := svc.Events.List(calID).MaxResults(10000).Do(); err != nil {
@@ -285,6 +289,10 @@ func TestIncrementalSync(t *testing.T) {
 	again, _ := fullSync(t, svc.Events.List(calID).SyncToken(tok2))
 	if len(again) != 0 {
 		t.Errorf("no changes since: got %v", ids(again))
+	}
+	// With showDeleted the deleted event keeps its details.
+	if items, _ := fullSync(t, svc.Events.List(calID).SyncToken(tok).ShowDeleted(true)); len(items) != 3 || items[1].Summary != "gone" {
+		t.Errorf("incremental with showDeleted: %+v", items)
 	}
 	// A sync token may be used again.
 	if items, _ := fullSync(t, svc.Events.List(calID).SyncToken(tok)); len(items) != 3 {

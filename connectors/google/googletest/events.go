@@ -500,8 +500,8 @@ func (s *Server) mustCalendar(op, id string) *calendarData {
 	return c
 }
 
-// tombstone is how list answers show a deleted event: only what a client
-// needs to drop its copy.
+// tombstone is how list answers without showDeleted show a deleted event
+// or cancelled instance: only what a client needs to drop its copy.
 func tombstone(ev *calendar.Event) *calendar.Event {
 	return &calendar.Event{
 		Kind:              "calendar#event",

@@ -102,6 +102,9 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		if v := params.Get("singleEvents"); v != "" {
 			q.singleEvents = v == "true"
 		}
+		// Deleted events come anyway; showDeleted only decides whether
+		// they carry their details.
+		q.showDeleted = params.Get("showDeleted") == "true"
 		items, instances := s.collect(c, q, st)
 		s.servePage(w, c, &pageState{calendarID: c.id, rest: items, sync: &syncState{calendarID: c.id, seq: c.seq, query: q, instances: instances}}, maxResults)
 		return
@@ -204,7 +207,11 @@ func (s *Server) collect(c *calendarData, q listQuery, from *syncState) ([]*cale
 	instances := map[string][]string{}
 	var hits []hit
 	add := func(ev *calendar.Event, seq int64) {
-		if ev.Status == "cancelled" {
+		// On the organizer's calendar Google keeps the details of deleted
+		// events (so that they can be restored) and lists them with
+		// showDeleted; otherwise it guarantees only the identifying
+		// fields.
+		if ev.Status == "cancelled" && !q.showDeleted {
 			ev = tombstone(ev)
 		}
 		start := time.Time{}

@@ -16,6 +16,12 @@
 //
 // Knobs: RotateRefreshTokens, Advance (the fake's clock), ExpireAccessTokens,
 // FailNext. Probes: Revoked, RevokeCalls, ValidAccessToken, GrantedScopes.
+//
+// The same server fakes the Google Calendar API v3 under APIURL, for the
+// access tokens it issued: events list (full and incremental sync,
+// pagination, recurring events expanded or not), get, insert, update,
+// patch and delete with etags, and push notification channels (watch,
+// stop, and notifications). See calendar.go.
 package googletest
 
 import (
@@ -79,6 +85,8 @@ type Server struct {
 	access      map[string]*accessToken
 	revokeCalls int
 	failures    []failure
+
+	cal calendarAPI // the Calendar API, see calendar.go
 }
 
 // grant is one user's consent to the client; its tokens live and die
@@ -125,13 +133,19 @@ func Start(t testing.TB) *Server {
 		codes:        map[string]*authCode{},
 		refresh:      map[string]*refreshToken{},
 		access:       map[string]*accessToken{},
+		cal:          newCalendarAPI(),
 	}
+	s.cal.notify = newNotifier(s.recordDelivery)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+authPath, s.consentPage)
 	mux.HandleFunc(tokenPath, s.token)
 	mux.HandleFunc(revokePath, s.revoke)
+	s.routeCalendar(mux)
 	s.srv = httptest.NewServer(mux) // listens on 127.0.0.1
 	t.Cleanup(s.srv.Close)
+	// Cleanups run last-registered first: notifications in flight finish
+	// before the server closes.
+	t.Cleanup(s.WaitNotifications)
 	return s
 }
 

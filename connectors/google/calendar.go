@@ -60,6 +60,9 @@ type CalendarConfig struct {
 	Pacer   *Pacer
 	PaceKey string
 	Retry   Retry // zero: DefaultRetry
+	// PageSize is the maxResults of listings (0: MaxPageSize, the most
+	// Google allows, so a full sync takes the fewest calls).
+	PageSize int
 }
 
 // Calendar is one Google calendar of one user, through the Calendar API.
@@ -67,10 +70,11 @@ type CalendarConfig struct {
 // *OAuthError / ErrInvalidGrant when the token could not be refreshed,
 // or *TemporaryError when no answer came.
 type Calendar struct {
-	svc   *calendar.Service
-	id    string
-	tok   Tokens
-	retry Retry
+	svc      *calendar.Service
+	id       string
+	tok      Tokens
+	retry    Retry
+	pageSize int64
 }
 
 // NewCalendar returns the client of cfg.CalendarID.
@@ -113,7 +117,11 @@ func NewCalendar(ctx context.Context, cfg CalendarConfig) (*Calendar, error) {
 	if r.Sleep == nil {
 		r.Sleep = sleep
 	}
-	return &Calendar{svc: svc, id: cfg.CalendarID, tok: cfg.Tokens, retry: r}, nil
+	page := int64(cfg.PageSize)
+	if page <= 0 || page > MaxPageSize {
+		page = MaxPageSize
+	}
+	return &Calendar{svc: svc, id: cfg.CalendarID, tok: cfg.Tokens, retry: r, pageSize: page}, nil
 }
 
 // Kinds of Calendar API answers; an *APIError matches one with errors.Is.
@@ -307,7 +315,7 @@ func (c *Calendar) List(ctx context.Context, syncToken string, from, to time.Tim
 	var out Listing
 	page := ""
 	for {
-		call := c.svc.Events.List(c.id).SingleEvents(true).MaxResults(MaxPageSize).Context(ctx)
+		call := c.svc.Events.List(c.id).SingleEvents(true).MaxResults(c.pageSize).Context(ctx)
 		if syncToken != "" {
 			call = call.SyncToken(syncToken)
 		} else {
@@ -347,7 +355,7 @@ func (c *Calendar) ListMarked(ctx context.Context, name, value string) ([]*calen
 	var out []*calendar.Event
 	page := ""
 	for {
-		call := c.svc.Events.List(c.id).PrivateExtendedProperty(name + "=" + value).MaxResults(MaxPageSize).Context(ctx)
+		call := c.svc.Events.List(c.id).PrivateExtendedProperty(name + "=" + value).MaxResults(c.pageSize).Context(ctx)
 		if page != "" {
 			call = call.PageToken(page)
 		}

@@ -595,3 +595,37 @@ func random(n int) string {
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
+
+// Grant is a consent given without the browser round trip: tokens as the
+// code exchange would return them.
+type Grant struct {
+	AccessToken, RefreshToken string
+	Expiry                    time.Time
+	Scopes                    []string
+}
+
+// NewGrant records a user's consent to scopes and returns its tokens, for
+// tests that start from a connection that exists already.
+func (s *Server) NewGrant(scopes ...string) Grant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := &grant{scopes: scopes}
+	resp := s.issue(g)
+	return Grant{
+		AccessToken:  resp["access_token"].(string),
+		RefreshToken: s.newRefreshToken(g),
+		Expiry:       s.now().Add(AccessTokenLifetime),
+		Scopes:       scopes,
+	}
+}
+
+// RevokeGrant ends the grant of token as the user removing the app's
+// access in their Google account would: every token of it gets
+// invalid_grant or 401 from then on.
+func (s *Server) RevokeGrant(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g := s.grantOf(token); g != nil {
+		g.revoked = true
+	}
+}

@@ -67,6 +67,7 @@ type Config struct {
 	HTTPClient *http.Client // nil: default transport
 	Pacer      *google.Pacer
 	Retry      google.Retry // zero: google.DefaultRetry
+	PageSize   int          // 0: the most Google allows
 	Logger     *slog.Logger
 }
 
@@ -119,7 +120,7 @@ func New(cfg Config, conn store.Connection, credentials []byte) (*Remote, error)
 	})
 	cal, err := google.NewCalendar(context.Background(), google.CalendarConfig{
 		APIURL: cfg.APIURL, HTTPClient: cfg.HTTPClient, Tokens: tokens, CalendarID: conn.CalendarURL,
-		Pacer: cfg.Pacer, PaceKey: conn.ID, Retry: cfg.Retry,
+		Pacer: cfg.Pacer, PaceKey: conn.ID, Retry: cfg.Retry, PageSize: cfg.PageSize,
 	})
 	if err != nil {
 		return nil, err

@@ -46,6 +46,15 @@ type APIRequest struct {
 	Status int
 }
 
+// SentAttendees reports whether the request body named attendees, for
+// tests that check that no invitation can go out.
+func (r APIRequest) SentAttendees() bool {
+	var body struct {
+		Attendees []json.RawMessage `json:"attendees"`
+	}
+	return json.Unmarshal(r.Body, &body) == nil && len(body.Attendees) > 0
+}
+
 // Failure is an error answer injected by FailCalendar, in Google's JSON
 // error format.
 type Failure struct {
@@ -337,6 +346,17 @@ func writeFailure(w http.ResponseWriter, f Failure) {
 		domain = "global"
 	}
 	writeAPIError(w, f.Status, apiErrorItem{Domain: domain, Reason: f.Reason, Message: f.Message}, f.Message)
+}
+
+// notModified answers 304 when a GET's If-None-Match names the current
+// version, as Google does for conditional reads.
+func notModified(w http.ResponseWriter, r *http.Request, etag string) bool {
+	if r.Method != http.MethodGet || etag == "" || r.Header.Get("If-None-Match") != etag {
+		return false
+	}
+	w.Header().Set("ETag", etag)
+	w.WriteHeader(http.StatusNotModified)
+	return true
 }
 
 // writeAPIJSON writes v, and etag (when set) as the ETag header.

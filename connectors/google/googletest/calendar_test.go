@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -483,11 +483,7 @@ func TestInsert(t *testing.T) {
 			if len(reqs) != 1 || reqs[0].Method != "POST" || reqs[0].Query.Get("sendUpdates") != "none" || reqs[0].Status != 200 {
 				t.Fatalf("requests = %+v", reqs)
 			}
-			var body map[string]any
-			if err := json.Unmarshal(reqs[0].Body, &body); err != nil {
-				t.Fatal(err)
-			}
-			if _, ok := body["attendees"]; ok {
+			if reqs[0].SentAttendees() {
 				t.Error("attendees were sent")
 			}
 		})
@@ -554,6 +550,11 @@ func TestUpdatePatchDelete(t *testing.T) {
 	tomb, err := svc.Events.Get(calID, "booking01").Do()
 	if err != nil || tomb.Status != "cancelled" {
 		t.Fatalf("get deleted = %+v, %v", tomb, err)
+	}
+	// A conditional get of the current version is 304.
+	_, err = svc.Events.Get(calID, "booking01").IfNoneMatch(tomb.Etag).Do()
+	if !googleapi.IsNotModified(err) {
+		t.Errorf("If-None-Match current: %v", err)
 	}
 	if _, ok := s.Event(calID, "booking01"); !ok || len(s.LiveEvents(calID)) != 0 {
 		t.Errorf("Event/LiveEvents after delete: %v", ids(s.LiveEvents(calID)))
@@ -703,6 +704,19 @@ func TestWatchExpiry(t *testing.T) {
 	if live := s.Channels(calID); len(live) != 0 {
 		t.Errorf("Channels = %+v", live)
 	}
+	// A requested expiration time is kept, up to Google's default
+	// lifetime.
+	want := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	ch, err = svc.Events.Watch(calID, &calendar.Channel{Id: "at", Type: "web_hook", Address: rcv.srv.URL, Expiration: want.UnixMilli()}).Do()
+	if err != nil || ch.Expiration != want.UnixMilli() {
+		t.Errorf("watch with expiration = %+v, %v", ch, err)
+	}
+	ch, err = svc.Events.Watch(calID, &calendar.Channel{Id: "far", Type: "web_hook", Address: rcv.srv.URL, Expiration: time.Now().Add(365 * 24 * time.Hour).UnixMilli()}).Do()
+	if err != nil || time.Until(time.UnixMilli(ch.Expiration)) > googletest.DefaultChannelTTL+3*time.Minute {
+		t.Errorf("watch far ahead = %+v, %v", ch, err)
+	}
+	_, err = svc.Events.Watch(calID, &calendar.Channel{Id: strings.Repeat("x", 65), Type: "web_hook", Address: rcv.srv.URL}).Do()
+	apiErr(t, err, 400, "invalid")
 	// An expired channel's id may be used again.
 	if _, err := svc.Events.Watch(calID, &calendar.Channel{Id: "short", Type: "web_hook", Address: rcv.srv.URL}).Do(); err != nil {
 		t.Errorf("watch again: %v", err)

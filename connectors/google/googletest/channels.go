@@ -209,6 +209,10 @@ func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request) {
 	case req.Id == "":
 		apiError(w, http.StatusBadRequest, "required", "Required")
 		return
+	case len(req.Id) > 64:
+		// Google documents a maximum of 64 characters.
+		apiError(w, http.StatusBadRequest, "invalid", "Channel id must be at most 64 characters.")
+		return
 	case req.Type != "web_hook" && req.Type != "webhook":
 		apiError(w, http.StatusBadRequest, "invalid", "Push notification type "+strconv.Quote(req.Type)+" is not supported.")
 		return
@@ -235,6 +239,15 @@ func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
+	expires := s.now().Add(ttl)
+	if _, ok := req.Params["ttl"]; !ok && req.Expiration > 0 {
+		// The caller may ask for an expiration time instead; Google
+		// does not go beyond its default lifetime.
+		expires = time.UnixMilli(req.Expiration)
+		if limit := s.now().Add(DefaultChannelTTL); expires.After(limit) {
+			expires = limit
+		}
+	}
 	if old := s.cal.channels[req.Id]; old != nil && s.live(old) {
 		apiError(w, http.StatusBadRequest, "channelIdNotUnique", "Channel id "+req.Id+" not unique")
 		return
@@ -246,7 +259,7 @@ func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request) {
 			ResourceID: c.resourceID,
 			Token:      req.Token,
 			Address:    req.Address,
-			Expiration: s.now().Add(ttl).Truncate(time.Millisecond),
+			Expiration: expires.Truncate(time.Millisecond),
 		},
 		calendarID:  c.id,
 		resourceURI: s.APIURL() + "calendars/" + url.PathEscape(c.id) + "/events?alt=json",

@@ -230,6 +230,9 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := ref.current()
+	if notModified(w, r, ev.Etag) {
+		return
+	}
 	writeAPIJSON(w, http.StatusOK, ev.Etag, ev)
 }
 

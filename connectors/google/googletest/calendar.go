@@ -135,6 +135,7 @@ func (s *Server) routeCalendar(mux *http.ServeMux) {
 	mux.HandleFunc("PUT "+c+"/{eventId}", s.api(true, s.updateEvent))
 	mux.HandleFunc("PATCH "+c+"/{eventId}", s.api(true, s.patchEvent))
 	mux.HandleFunc("DELETE "+c+"/{eventId}", s.api(true, s.deleteEvent))
+	mux.HandleFunc("GET "+c+"/{eventId}/instances", s.api(false, s.listInstances))
 	mux.HandleFunc("POST "+apiPrefix+"channels/stop", s.api(false, s.stopChannel))
 	mux.HandleFunc(apiPrefix, s.api(false, func(w http.ResponseWriter, _ *http.Request) {
 		apiError(w, http.StatusNotFound, "notFound", "Not Found")

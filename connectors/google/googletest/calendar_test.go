@@ -429,6 +429,15 @@ func TestRecurringEvents(t *testing.T) {
 	if len(withDeleted) != 6 {
 		t.Errorf("showDeleted: %v", ids(withDeleted))
 	}
+	// events.instances lists one series.
+	inst, err := svc.Events.Instances(calID, series.Id).Do()
+	if err != nil || !slices.Equal(ids(inst.Items), []string{want[1], want[3]}) || inst.NextSyncToken != "" {
+		t.Errorf("instances = %v, %v", ids(inst.Items), err)
+	}
+	inst, err = svc.Events.Instances(calID, series.Id).ShowDeleted(true).MaxResults(3).Do()
+	if err != nil || len(inst.Items) != 3 || inst.NextPageToken == "" || inst.Items[2].Status != "cancelled" {
+		t.Errorf("instances with deleted = %v, %v", ids(inst.Items), err)
+	}
 	// Unexpanded, cancelled instances come as items of their own.
 	masters, _ = fullSync(t, svc.Events.List(calID))
 	if len(masters) != 4 {

@@ -67,18 +67,18 @@ func (r eventRef) current() *calendar.Event {
 	if r.stored != nil {
 		return clone(r.stored.ev)
 	}
+	var inst *calendar.Event
 	if ex := r.master.exceptions[r.instID]; ex != nil {
-		return clone(ex.ev)
+		inst = clone(ex.ev)
+	} else {
+		inst = instanceOf(r.master.ev, r.sp, r.orig)
 	}
-	inst := instanceOf(r.master.ev, r.sp, r.orig)
 	if r.master.ev.Status == "cancelled" {
 		// A deleted series takes its instances with it.
 		inst.Status = "cancelled"
 	}
 	return inst
 }
-
-func (r eventRef) etag() string { return r.current().Etag }
 
 // put stores ev as the new state of r (an update, a restore or a
 // deletion) and bumps the change sequence. The caller holds s.mu.

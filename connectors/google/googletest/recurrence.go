@@ -49,6 +49,11 @@ func eventSpan(ev *calendar.Event) (span, error) {
 // timeZone, when one is given, so that recurrence follows that zone's
 // daylight saving time.
 func parseEventTime(t *calendar.EventDateTime) (time.Time, bool, error) {
+	if t.Date != "" && t.DateTime != "" {
+		// Easy to get by patching an all-day event with a dateTime but
+		// no "date": null; Google refuses it too.
+		return time.Time{}, false, errors.New("both date and dateTime set")
+	}
 	if t.Date != "" {
 		d, err := time.ParseInLocation(dateLayout, t.Date, time.UTC)
 		return d, true, err

@@ -5,6 +5,29 @@ package googletest
 // and the plumbing every API route shares: bearer-token and scope checks
 // against the OAuth fake, Google's error bodies, the request log and
 // injected failures.
+//
+// Routes, under APIURL:
+//
+//	GET    calendars/{calendarId}/events                      list.go
+//	POST   calendars/{calendarId}/events                      events.go
+//	GET    calendars/{calendarId}/events/{eventId}            events.go
+//	PUT    calendars/{calendarId}/events/{eventId}            events.go
+//	PATCH  calendars/{calendarId}/events/{eventId}            events.go
+//	DELETE calendars/{calendarId}/events/{eventId}            events.go
+//	GET    calendars/{calendarId}/events/{eventId}/instances  list.go
+//	POST   calendars/{calendarId}/events/watch                channels.go
+//	POST   channels/stop                                      channels.go
+//
+// Where the fake is simpler than Google, it errs towards what a careful
+// client must handle anyway:
+//
+//   - every calendar is in UTC, so all-day events are UTC dates;
+//   - an incremental listing reports every changed single event, even one
+//     outside the window of the full listing it continues; instances of
+//     series are reported only inside that window;
+//   - sequence grows on every change, not only on significant ones;
+//   - q matches summary, description and location only;
+//   - notifications are delivered once, in order, without retries.
 
 import (
 	"bytes"

@@ -481,7 +481,7 @@ func TestInsert(t *testing.T) {
 			if err != nil {
 				t.Fatalf("insert: %v", err)
 			}
-			if tt.ev.Id != "" && got.Id != tt.ev.Id {
+			if tt.ev.Id != "" && got.Id != tt.ev.Id || len(got.Id) < 5 || strings.Trim(got.Id, "0123456789abcdefghijklmnopqrstuv") != "" {
 				t.Errorf("id = %q", got.Id)
 			}
 			if got.Status != "confirmed" || got.ICalUID != got.Id+"@google.com" || got.Etag == "" ||

@@ -5,6 +5,7 @@ package googletest
 // person editing the calendar in Google's UI.
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -153,9 +154,10 @@ func (s *Server) touch(c *calendarData, se *storedEvent, ev *calendar.Event) {
 // newEventID makes an id the way Google does: 26 base32hex characters.
 func newEventID() string {
 	const alphabet = "0123456789abcdefghijklmnopqrstuv"
-	b := []byte(random(26))
+	b := make([]byte, 26)
+	_, _ = rand.Read(b)
 	for i := range b {
-		b[i] = alphabet[int(b[i])%32]
+		b[i] = alphabet[b[i]%32]
 	}
 	return string(b)
 }

@@ -85,17 +85,16 @@ type Failure struct {
 	Reason     string
 	Message    string
 	RetryAfter string // the Retry-After header, when set
-	Domain     string // "global" when empty
 }
 
 // The failures Google documents for the Calendar API
 // (developers.google.com/calendar/api/guides/errors).
 var (
-	RateLimitExceeded     = Failure{Status: 403, Domain: "usageLimits", Reason: "rateLimitExceeded", Message: "Rate Limit Exceeded"}
-	UserRateLimitExceeded = Failure{Status: 403, Domain: "usageLimits", Reason: "userRateLimitExceeded", Message: "User Rate Limit Exceeded"}
-	QuotaExceeded         = Failure{Status: 403, Domain: "usageLimits", Reason: "quotaExceeded", Message: "Calendar usage limits exceeded."}
-	TooManyRequests       = Failure{Status: 429, Domain: "usageLimits", Reason: "rateLimitExceeded", Message: "Rate Limit Exceeded"}
-	BackendError          = Failure{Status: 503, Domain: "global", Reason: "backendError", Message: "Backend Error"}
+	RateLimitExceeded     = Failure{Status: 403, Reason: "rateLimitExceeded", Message: "Rate Limit Exceeded"}
+	UserRateLimitExceeded = Failure{Status: 403, Reason: "userRateLimitExceeded", Message: "User Rate Limit Exceeded"}
+	QuotaExceeded         = Failure{Status: 403, Reason: "quotaExceeded", Message: "Calendar usage limits exceeded."}
+	TooManyRequests       = Failure{Status: 429, Reason: "rateLimitExceeded", Message: "Rate Limit Exceeded"}
+	BackendError          = Failure{Status: 503, Reason: "backendError", Message: "Backend Error"}
 )
 
 // calendarAPI is the Calendar API state of a Server, guarded by Server.mu.
@@ -365,9 +364,11 @@ func writeFailure(w http.ResponseWriter, f Failure) {
 	if f.RetryAfter != "" {
 		w.Header().Set("Retry-After", f.RetryAfter)
 	}
-	domain := f.Domain
-	if domain == "" {
-		domain = "global"
+	domain := "global"
+	switch f.Reason {
+	case "rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded":
+		// Google files its quota errors under this domain.
+		domain = "usageLimits"
 	}
 	writeAPIError(w, f.Status, apiErrorItem{Domain: domain, Reason: f.Reason, Message: f.Message}, f.Message)
 }

@@ -36,11 +36,10 @@ type Channel struct {
 
 // Delivery is one notification sent to a channel's address.
 type Delivery struct {
-	ChannelID     string
-	State         string // sync, exists or not_exists
-	MessageNumber int64
-	Status        int    // HTTP status of the answer, 0 when there was none
-	Err           string // transport error, "" when the receiver answered
+	ChannelID string
+	State     string // sync, exists or not_exists
+	Status    int    // HTTP status of the answer, 0 when there was none
+	Err       string // transport error, "" when the receiver answered
 }
 
 type channel struct {
@@ -323,6 +322,6 @@ func (s *Server) queueNotification(ch *channel, state string) {
 	s.cal.notify.enqueue(notification{
 		address: ch.Address,
 		header:  h,
-		d:       Delivery{ChannelID: ch.ID, State: state, MessageNumber: ch.messages},
+		d:       Delivery{ChannelID: ch.ID, State: state},
 	})
 }

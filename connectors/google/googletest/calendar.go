@@ -234,11 +234,10 @@ func (s *Server) ExpireSyncTokens(calendarID string) {
 func (s *Server) api(write bool, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 8<<20))
-		r.Body = io.NopCloser(bytes.NewReader(body))
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer s.logRequest(r, body, rec)
 
-		if f, ok := s.takeFailure(r); ok {
+		if f, ok := s.takeFailure(r, body); ok {
 			writeFailure(rec, f)
 			return
 		}
@@ -267,13 +266,18 @@ func (s *Server) api(write bool, h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func (s *Server) takeFailure(r *http.Request) (Failure, bool) {
+// takeFailure finds the first injected failure for r and uses it up.
+func (s *Server) takeFailure(r *http.Request, body []byte) (Failure, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range s.cal.failures {
 		f := &s.cal.failures[i]
-		if f.match != nil && !f.match(r) {
-			continue
+		if f.match != nil {
+			// Each matcher may read the body afresh.
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			if !f.match(r) {
+				continue
+			}
 		}
 		got := f.f
 		if f.n--; f.n == 0 {

@@ -143,7 +143,7 @@ func TestCalendarAuth(t *testing.T) {
 		t.Fatalf("revoke: %d", r.status)
 	}
 	s.ExpireAccessTokens()
-	good := accessToken(t, s, scopeWrite)
+	good, _ := s.IssueToken(scopeWrite)
 	readTok := accessToken(t, s, scopeRead)
 
 	insert := func(svc *calendar.Service) error {
@@ -922,4 +922,29 @@ func TestListFilters(t *testing.T) {
 	apiErr(t, err, 400, "badRequest")
 	_, err = svc.Events.List(calID).TimeMin(day0.Format(time.RFC3339)).TimeMax(day0.Format(time.RFC3339)).Do()
 	apiErr(t, err, 400, "timeRangeEmpty")
+}
+
+// The tokens of IssueToken work the way a stored connection uses them:
+// an oauth2.Config refreshes the access token and calls the API with it.
+func TestIssueTokenRefresh(t *testing.T) {
+	t.Parallel()
+	s := googletest.Start(t)
+	s.AddCalendar(calID)
+	_, refresh := s.IssueToken(scopeRead)
+	cfg := oauth2.Config{
+		ClientID:     s.ClientID(),
+		ClientSecret: s.ClientSecret(),
+		Endpoint:     oauth2.Endpoint{AuthURL: s.AuthURL(), TokenURL: s.TokenURL(), AuthStyle: oauth2.AuthStyleInParams},
+	}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, s.Client())
+	hc := cfg.Client(ctx, &oauth2.Token{RefreshToken: refresh})
+	svc, err := calendar.NewService(ctx, option.WithEndpoint(s.APIURL()), option.WithHTTPClient(hc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Events.List(calID).Do(); err != nil {
+		t.Fatalf("list with a refreshed token: %v", err)
+	}
+	_, err = svc.Events.Insert(calID, timed("", "x", day0, time.Hour)).Do()
+	apiErr(t, err, 403, "insufficientPermissions")
 }

@@ -227,6 +227,17 @@ func (s *Server) RevokeCalls() int {
 	return s.revokeCalls
 }
 
+// IssueToken grants scopes to the client as a consent followed by a code
+// exchange would, and returns the access and refresh tokens, for tests of
+// API calls that do not need to go through the consent flow.
+func (s *Server) IssueToken(scopes ...string) (access, refresh string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := &grant{scopes: slices.Clone(scopes)}
+	access = s.issue(g)["access_token"].(string)
+	return access, s.newRefreshToken(g)
+}
+
 // ValidAccessToken reports whether an API would accept tok: issued by the
 // fake, not expired, grant not revoked.
 func (s *Server) ValidAccessToken(tok string) bool {

@@ -229,13 +229,18 @@ func TestListPagination(t *testing.T) {
 
 	// A page token stays valid for its listing, and the listing is a
 	// snapshot: a change after the first page does not shift the second.
-	s.PutEvent(calID, timed("", "early", day0.Add(-time.Hour), time.Hour))
+	early := s.PutEvent(calID, timed("", "early", day0.Add(-time.Hour), time.Hour))
 	again, err := svc.Events.List(calID).MaxResults(4).PageToken(pages[0].NextPageToken).Do()
 	if err != nil {
 		t.Fatalf("list page 2 again: %v", err)
 	}
 	if !slices.Equal(ids(again.Items), ids(pages[1].Items)) {
 		t.Errorf("page 2 again = %v, want %v", ids(again.Items), ids(pages[1].Items))
+	}
+	// The change is picked up by the listing's sync token instead.
+	changes, _ := fullSync(t, svc.Events.List(calID).SyncToken(again.NextSyncToken))
+	if !slices.Equal(ids(changes), []string{early.Id}) {
+		t.Errorf("changes after the snapshot = %v, want %v", ids(changes), early.Id)
 	}
 
 	// showDeleted includes the deleted event, with its details: this is

@@ -953,3 +953,31 @@ func TestIssueTokenRefresh(t *testing.T) {
 	_, err = svc.Events.Insert(calID, timed("", "x", day0, time.Hour)).Do()
 	apiErr(t, err, 403, "insufficientPermissions")
 }
+
+func TestDeliveryOutcomes(t *testing.T) {
+	t.Parallel()
+	s, svc := setup(t)
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(failing.Close)
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close() // nothing listens there any more
+
+	for id, addr := range map[string]string{"failing": failing.URL, "gone": gone.URL} {
+		if _, err := svc.Events.Watch(calID, &calendar.Channel{Id: id, Type: "web_hook", Address: addr}).Do(); err != nil {
+			t.Fatalf("watch %s: %v", id, err)
+		}
+	}
+	s.WaitNotifications()
+	got := map[string]googletest.Delivery{}
+	for _, d := range s.Deliveries() {
+		got[d.ChannelID] = d
+	}
+	if d := got["failing"]; d.State != "sync" || d.Status != 500 || d.Err != "" {
+		t.Errorf("failing receiver: %+v", d)
+	}
+	if d := got["gone"]; d.State != "sync" || d.Status != 0 || d.Err == "" {
+		t.Errorf("closed receiver: %+v", d)
+	}
+}

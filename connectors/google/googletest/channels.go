@@ -73,7 +73,10 @@ type notifier struct {
 }
 
 func newNotifier(record func(Delivery)) *notifier {
-	n := &notifier{client: &http.Client{Timeout: deliveryTimeout}, record: record}
+	// A transport of its own, so that closing its idle connections
+	// at the end of the test leaves nothing behind.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	n := &notifier{client: &http.Client{Transport: tr, Timeout: deliveryTimeout}, record: record}
 	n.idle = sync.NewCond(&n.mu)
 	return n
 }
@@ -139,6 +142,12 @@ func (n *notifier) wait() {
 	for n.pending > 0 {
 		n.idle.Wait()
 	}
+}
+
+// close waits for the queue to drain and drops idle connections.
+func (n *notifier) close() {
+	n.wait()
+	n.client.CloseIdleConnections()
 }
 
 // WaitNotifications blocks until every notification queued so far has

@@ -145,7 +145,7 @@ func Start(t testing.TB) *Server {
 	t.Cleanup(s.srv.Close)
 	// Cleanups run last-registered first: notifications in flight finish
 	// before the server closes.
-	t.Cleanup(s.WaitNotifications)
+	t.Cleanup(s.cal.notify.close)
 	return s
 }
 

@@ -731,6 +731,10 @@ func TestWatchExpiry(t *testing.T) {
 	}
 	_, err = svc.Events.Watch(calID, &calendar.Channel{Id: strings.Repeat("x", 65), Type: "web_hook", Address: rcv.srv.URL}).Do()
 	apiErr(t, err, 400, "invalid")
+	_, err = svc.Events.Watch(calID, &calendar.Channel{Id: "mail", Type: "email", Address: rcv.srv.URL}).Do()
+	apiErr(t, err, 400, "push.channelTypeNotSupported")
+	_, err = svc.Events.Watch(calID, &calendar.Channel{Id: "ftp", Type: "web_hook", Address: "ftp://example.com/hook"}).Do()
+	apiErr(t, err, 400, "push.webhookUrlNotHttps")
 	// An expired channel's id may be used again.
 	if _, err := svc.Events.Watch(calID, &calendar.Channel{Id: "short", Type: "web_hook", Address: rcv.srv.URL}).Do(); err != nil {
 		t.Errorf("watch again: %v", err)

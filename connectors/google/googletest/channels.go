@@ -222,13 +222,13 @@ func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid", "Channel id must be at most 64 characters.")
 		return
 	case req.Type != "web_hook" && req.Type != "webhook":
-		apiError(w, http.StatusBadRequest, "invalid", "Push notification type "+strconv.Quote(req.Type)+" is not supported.")
+		pushError(w, "push.channelTypeNotSupported", "Push notification type "+strconv.Quote(req.Type)+" is not supported.")
 		return
 	}
 	if u, err := url.Parse(req.Address); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		// Google wants https; the fake lets loopback test receivers
 		// use http.
-		apiError(w, http.StatusBadRequest, "push.webhookUrlNotHttps", "WebHook callback must be HTTPS: "+req.Address)
+		pushError(w, "push.webhookUrlNotHttps", "WebHook callback must be HTTPS: "+req.Address)
 		return
 	}
 	ttl := DefaultChannelTTL
@@ -283,6 +283,11 @@ func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request) {
 		Token:       ch.Token,
 		Expiration:  ch.Expiration.UnixMilli(),
 	})
+}
+
+// pushError is a 400 of Google's "push" error domain.
+func pushError(w http.ResponseWriter, reason, message string) {
+	writeAPIError(w, http.StatusBadRequest, apiErrorItem{Domain: "push", Reason: reason, Message: message}, message)
 }
 
 func (s *Server) stopChannel(w http.ResponseWriter, r *http.Request) {

@@ -329,7 +329,9 @@ func TestSyncTokenErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := tt.mod(svc.Events.List(calID).SyncToken(tok)).Do()
-			apiErr(t, err, 400, "invalid")
+			if gerr := apiErr(t, err, 400, "invalid"); !strings.HasPrefix(gerr.Message, "Sync token cannot be used with") {
+				t.Errorf("message = %q", gerr.Message)
+			}
 		})
 	}
 

@@ -82,9 +82,10 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if tok := params.Get("syncToken"); tok != "" {
-		for _, p := range notWithSyncToken {
-			if params.Has(p) {
-				apiError(w, http.StatusBadRequest, "invalid", "Sync token cannot be used with the "+p+" parameter.")
+		for _, name := range notWithSyncToken {
+			if params.Has(name) {
+				// The text Google answers, whichever parameter it is.
+				apiError(w, http.StatusBadRequest, "invalid", "Sync token cannot be used with other request restrictions.")
 				return
 			}
 		}

@@ -987,3 +987,47 @@ func TestDeliveryOutcomes(t *testing.T) {
 		t.Errorf("closed receiver: %+v", d)
 	}
 }
+
+func TestModifiedInstance(t *testing.T) {
+	t.Parallel()
+	s, svc := setup(t)
+	s.PutEvent(calID, &calendar.Event{
+		Id:         "weekly001",
+		Summary:    "class",
+		Start:      &calendar.EventDateTime{DateTime: "2026-03-02T09:00:00Z"},
+		End:        &calendar.EventDateTime{DateTime: "2026-03-02T10:00:00Z"},
+		Recurrence: []string{"RRULE:FREQ=WEEKLY;COUNT=3"},
+	})
+	window := func(c *calendar.EventsListCall) *calendar.EventsListCall {
+		return c.TimeMin("2026-03-01T00:00:00Z").TimeMax("2026-04-01T00:00:00Z")
+	}
+	_, tok := fullSync(t, window(svc.Events.List(calID).SingleEvents(true)))
+
+	// Moving the second instance by an hour keeps its id and original
+	// start: it becomes an exception of the series.
+	const second = "weekly001_20260309T090000Z"
+	moved, err := svc.Events.Patch(calID, second, &calendar.Event{
+		Summary: "class, moved",
+		Start:   &calendar.EventDateTime{DateTime: "2026-03-09T10:00:00Z"},
+		End:     &calendar.EventDateTime{DateTime: "2026-03-09T11:00:00Z"},
+	}).Do()
+	if err != nil {
+		t.Fatalf("patch instance: %v", err)
+	}
+	if moved.Id != second || moved.RecurringEventId != "weekly001" || moved.OriginalStartTime.DateTime != "2026-03-09T09:00:00Z" {
+		t.Errorf("moved = %+v", moved)
+	}
+	changes, _ := fullSync(t, svc.Events.List(calID).SingleEvents(true).SyncToken(tok))
+	if len(changes) != 1 || changes[0].Id != second || changes[0].Start.DateTime != "2026-03-09T10:00:00Z" {
+		t.Fatalf("changes = %v", ids(changes))
+	}
+	got, err := svc.Events.Get(calID, second).Do()
+	if err != nil || got.Summary != "class, moved" || got.Etag != moved.Etag {
+		t.Errorf("get = %+v, %v", got, err)
+	}
+	// Unexpanded: the master and the exception.
+	items, _ := fullSync(t, window(svc.Events.List(calID)))
+	if !slices.Equal(ids(items), []string{"weekly001", second}) {
+		t.Errorf("unexpanded = %v", ids(items))
+	}
+}

@@ -348,11 +348,9 @@ func (s *Server) collect(c *calendarData, q listQuery, from *syncState) ([]*cale
 				if ex.seq > since {
 					add(clone(ex.ev), ex.seq)
 				}
-			// Google documents that cancelled instances appear when
-			// both showDeleted and singleEvents are false.
-			case ex.ev.Status == "cancelled":
-				add(clone(ex.ev), ex.seq)
-			case inWindow(ex.ev, q) && matches(ex.ev, q):
+			// Google documents that cancelled instances appear even
+			// when both showDeleted and singleEvents are false.
+			case inWindow(ex.ev, q) && (ex.ev.Status == "cancelled" || matches(ex.ev, q)):
 				add(clone(ex.ev), ex.seq)
 			}
 		}

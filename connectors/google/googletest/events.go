@@ -7,6 +7,7 @@ package googletest
 import (
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -165,11 +166,15 @@ func newEventID() string {
 // validate checks what Google checks of an event body before storing it.
 func validate(ev *calendar.Event) (reason, message string, ok bool) {
 	sp, err := eventSpan(ev)
-	if err != nil {
-		if ev.Start == nil || ev.End == nil || (ev.Start.Date == "" && ev.Start.DateTime == "") || (ev.End.Date == "" && ev.End.DateTime == "") {
-			return "required", err.Error(), false
-		}
-		return "invalid", err.Error(), false
+	switch {
+	case errors.Is(err, errNoStart):
+		return "required", "Missing start time.", false
+	case errors.Is(err, errNoEnd):
+		return "required", "Missing end time.", false
+	case errors.Is(err, errMixedTimes):
+		return "invalid", "Start and end times must either both be date or both be dateTime.", false
+	case err != nil:
+		return "invalid", "Invalid start or end time.", false
 	}
 	if sp.end.Before(sp.start) {
 		return "timeRangeEmpty", "The specified time range is empty.", false

@@ -23,24 +23,32 @@ type span struct {
 	tz         string         // start.timeZone as given
 }
 
+// Why an event's times are refused; validate turns them into Google's
+// answers.
+var (
+	errNoStart    = errors.New("missing start time")
+	errNoEnd      = errors.New("missing end time")
+	errMixedTimes = errors.New("start and end times must either both be date or both be dateTime")
+)
+
 // eventSpan reads an event's start and end as Google validates them.
 func eventSpan(ev *calendar.Event) (span, error) {
 	if ev.Start == nil || (ev.Start.Date == "" && ev.Start.DateTime == "") {
-		return span{}, errors.New("Missing start time.")
+		return span{}, errNoStart
 	}
 	if ev.End == nil || (ev.End.Date == "" && ev.End.DateTime == "") {
-		return span{}, errors.New("Missing end time.")
+		return span{}, errNoEnd
 	}
 	start, allDay, err := parseEventTime(ev.Start)
 	if err != nil {
-		return span{}, fmt.Errorf("Invalid start time: %w", err)
+		return span{}, fmt.Errorf("invalid start time: %w", err)
 	}
 	end, endAllDay, err := parseEventTime(ev.End)
 	if err != nil {
-		return span{}, fmt.Errorf("Invalid end time: %w", err)
+		return span{}, fmt.Errorf("invalid end time: %w", err)
 	}
 	if allDay != endAllDay {
-		return span{}, errors.New("Start and end times must either both be date or both be dateTime.")
+		return span{}, errMixedTimes
 	}
 	return span{start: start, end: end, allDay: allDay, loc: start.Location(), tz: ev.Start.TimeZone}, nil
 }

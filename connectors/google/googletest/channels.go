@@ -21,8 +21,8 @@ import (
 // param, as Google documents it for the Calendar API.
 const DefaultChannelTTL = 7 * 24 * time.Hour
 
-// deliveryTimeout bounds each notification POST, so that a receiver that
-// hangs cannot hold up the others.
+// deliveryTimeout bounds each notification POST: deliveries go one at a
+// time, so a receiver that hangs holds up the queue at most this long.
 const deliveryTimeout = 2 * time.Second
 
 // Channel is a live (unexpired, unstopped) notification channel.

@@ -5,6 +5,29 @@ package googletest
 // and the plumbing every API route shares: bearer-token and scope checks
 // against the OAuth fake, Google's error bodies, the request log and
 // injected failures.
+//
+// Routes, under APIURL:
+//
+//	GET    calendars/{calendarId}/events                      list.go
+//	POST   calendars/{calendarId}/events                      events.go
+//	GET    calendars/{calendarId}/events/{eventId}            events.go
+//	PUT    calendars/{calendarId}/events/{eventId}            events.go
+//	PATCH  calendars/{calendarId}/events/{eventId}            events.go
+//	DELETE calendars/{calendarId}/events/{eventId}            events.go
+//	GET    calendars/{calendarId}/events/{eventId}/instances  list.go
+//	POST   calendars/{calendarId}/events/watch                channels.go
+//	POST   channels/stop                                      channels.go
+//
+// Where the fake is simpler than Google, it errs towards what a careful
+// client must handle anyway:
+//
+//   - every calendar is in UTC, so all-day events are UTC dates;
+//   - an incremental listing reports every changed single event, even one
+//     outside the window of the full listing it continues; instances of
+//     series are reported only inside that window;
+//   - sequence grows on every change, not only on significant ones;
+//   - q matches summary, description and location only;
+//   - notifications are delivered once, in order, without retries.
 
 import (
 	"bytes"
@@ -46,6 +69,15 @@ type APIRequest struct {
 	Status int
 }
 
+// SentAttendees reports whether the request body named attendees, for
+// tests that check that no invitation can go out.
+func (r APIRequest) SentAttendees() bool {
+	var body struct {
+		Attendees []json.RawMessage `json:"attendees"`
+	}
+	return json.Unmarshal(r.Body, &body) == nil && len(body.Attendees) > 0
+}
+
 // Failure is an error answer injected by FailCalendar, in Google's JSON
 // error format.
 type Failure struct {
@@ -53,17 +85,16 @@ type Failure struct {
 	Reason     string
 	Message    string
 	RetryAfter string // the Retry-After header, when set
-	Domain     string // "global" when empty
 }
 
 // The failures Google documents for the Calendar API
 // (developers.google.com/calendar/api/guides/errors).
 var (
-	RateLimitExceeded     = Failure{Status: 403, Domain: "usageLimits", Reason: "rateLimitExceeded", Message: "Rate Limit Exceeded"}
-	UserRateLimitExceeded = Failure{Status: 403, Domain: "usageLimits", Reason: "userRateLimitExceeded", Message: "User Rate Limit Exceeded"}
-	QuotaExceeded         = Failure{Status: 403, Domain: "usageLimits", Reason: "quotaExceeded", Message: "Calendar usage limits exceeded."}
-	TooManyRequests       = Failure{Status: 429, Domain: "usageLimits", Reason: "rateLimitExceeded", Message: "Rate Limit Exceeded"}
-	BackendError          = Failure{Status: 503, Domain: "global", Reason: "backendError", Message: "Backend Error"}
+	RateLimitExceeded     = Failure{Status: 403, Reason: "rateLimitExceeded", Message: "Rate Limit Exceeded"}
+	UserRateLimitExceeded = Failure{Status: 403, Reason: "userRateLimitExceeded", Message: "User Rate Limit Exceeded"}
+	QuotaExceeded         = Failure{Status: 403, Reason: "quotaExceeded", Message: "Calendar usage limits exceeded."}
+	TooManyRequests       = Failure{Status: 429, Reason: "rateLimitExceeded", Message: "Rate Limit Exceeded"}
+	BackendError          = Failure{Status: 503, Reason: "backendError", Message: "Backend Error"}
 )
 
 // calendarAPI is the Calendar API state of a Server, guarded by Server.mu.
@@ -126,6 +157,7 @@ func (s *Server) routeCalendar(mux *http.ServeMux) {
 	mux.HandleFunc("PUT "+c+"/{eventId}", s.api(true, s.updateEvent))
 	mux.HandleFunc("PATCH "+c+"/{eventId}", s.api(true, s.patchEvent))
 	mux.HandleFunc("DELETE "+c+"/{eventId}", s.api(true, s.deleteEvent))
+	mux.HandleFunc("GET "+c+"/{eventId}/instances", s.api(false, s.listInstances))
 	mux.HandleFunc("POST "+apiPrefix+"channels/stop", s.api(false, s.stopChannel))
 	mux.HandleFunc(apiPrefix, s.api(false, func(w http.ResponseWriter, _ *http.Request) {
 		apiError(w, http.StatusNotFound, "notFound", "Not Found")
@@ -202,11 +234,10 @@ func (s *Server) ExpireSyncTokens(calendarID string) {
 func (s *Server) api(write bool, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 8<<20))
-		r.Body = io.NopCloser(bytes.NewReader(body))
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer s.logRequest(r, body, rec)
 
-		if f, ok := s.takeFailure(r); ok {
+		if f, ok := s.takeFailure(r, body); ok {
 			writeFailure(rec, f)
 			return
 		}
@@ -235,13 +266,18 @@ func (s *Server) api(write bool, h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func (s *Server) takeFailure(r *http.Request) (Failure, bool) {
+// takeFailure finds the first injected failure for r and uses it up.
+func (s *Server) takeFailure(r *http.Request, body []byte) (Failure, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range s.cal.failures {
 		f := &s.cal.failures[i]
-		if f.match != nil && !f.match(r) {
-			continue
+		if f.match != nil {
+			// Each matcher may read the body afresh.
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			if !f.match(r) {
+				continue
+			}
 		}
 		got := f.f
 		if f.n--; f.n == 0 {
@@ -332,11 +368,24 @@ func writeFailure(w http.ResponseWriter, f Failure) {
 	if f.RetryAfter != "" {
 		w.Header().Set("Retry-After", f.RetryAfter)
 	}
-	domain := f.Domain
-	if domain == "" {
-		domain = "global"
+	domain := "global"
+	switch f.Reason {
+	case "rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded":
+		// Google files its quota errors under this domain.
+		domain = "usageLimits"
 	}
 	writeAPIError(w, f.Status, apiErrorItem{Domain: domain, Reason: f.Reason, Message: f.Message}, f.Message)
+}
+
+// notModified answers 304 when a GET's If-None-Match names the current
+// version, as Google does for conditional reads.
+func notModified(w http.ResponseWriter, r *http.Request, etag string) bool {
+	if r.Method != http.MethodGet || etag == "" || r.Header.Get("If-None-Match") != etag {
+		return false
+	}
+	w.Header().Set("ETag", etag)
+	w.WriteHeader(http.StatusNotModified)
+	return true
 }
 
 // writeAPIJSON writes v, and etag (when set) as the ETag header.

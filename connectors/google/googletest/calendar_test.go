@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -143,7 +143,7 @@ func TestCalendarAuth(t *testing.T) {
 		t.Fatalf("revoke: %d", r.status)
 	}
 	s.ExpireAccessTokens()
-	good := accessToken(t, s, scopeWrite)
+	good, _ := s.IssueToken(scopeWrite)
 	readTok := accessToken(t, s, scopeRead)
 
 	insert := func(svc *calendar.Service) error {
@@ -229,13 +229,18 @@ func TestListPagination(t *testing.T) {
 
 	// A page token stays valid for its listing, and the listing is a
 	// snapshot: a change after the first page does not shift the second.
-	s.PutEvent(calID, timed("", "early", day0.Add(-time.Hour), time.Hour))
+	early := s.PutEvent(calID, timed("", "early", day0.Add(-time.Hour), time.Hour))
 	again, err := svc.Events.List(calID).MaxResults(4).PageToken(pages[0].NextPageToken).Do()
 	if err != nil {
 		t.Fatalf("list page 2 again: %v", err)
 	}
 	if !slices.Equal(ids(again.Items), ids(pages[1].Items)) {
 		t.Errorf("page 2 again = %v, want %v", ids(again.Items), ids(pages[1].Items))
+	}
+	// The change is picked up by the listing's sync token instead.
+	changes, _ := fullSync(t, svc.Events.List(calID).SyncToken(again.NextSyncToken))
+	if !slices.Equal(ids(changes), []string{early.Id}) {
+		t.Errorf("changes after the snapshot = %v, want %v", ids(changes), early.Id)
 	}
 
 	// showDeleted includes the deleted event, with its details: this is
@@ -324,7 +329,9 @@ func TestSyncTokenErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := tt.mod(svc.Events.List(calID).SyncToken(tok)).Do()
-			apiErr(t, err, 400, "invalid")
+			if gerr := apiErr(t, err, 400, "invalid"); !strings.HasPrefix(gerr.Message, "Sync token cannot be used with") {
+				t.Errorf("message = %q", gerr.Message)
+			}
 		})
 	}
 
@@ -429,6 +436,15 @@ func TestRecurringEvents(t *testing.T) {
 	if len(withDeleted) != 6 {
 		t.Errorf("showDeleted: %v", ids(withDeleted))
 	}
+	// events.instances lists one series.
+	inst, err := svc.Events.Instances(calID, series.Id).Do()
+	if err != nil || !slices.Equal(ids(inst.Items), []string{want[1], want[3]}) || inst.NextSyncToken != "" {
+		t.Errorf("instances = %v, %v", ids(inst.Items), err)
+	}
+	inst, err = svc.Events.Instances(calID, series.Id).ShowDeleted(true).MaxResults(3).Do()
+	if err != nil || len(inst.Items) != 3 || inst.NextPageToken == "" || inst.Items[2].Status != "cancelled" {
+		t.Errorf("instances with deleted = %v, %v", ids(inst.Items), err)
+	}
 	// Unexpanded, cancelled instances come as items of their own.
 	masters, _ = fullSync(t, svc.Events.List(calID))
 	if len(masters) != 4 {
@@ -472,7 +488,7 @@ func TestInsert(t *testing.T) {
 			if err != nil {
 				t.Fatalf("insert: %v", err)
 			}
-			if tt.ev.Id != "" && got.Id != tt.ev.Id {
+			if tt.ev.Id != "" && got.Id != tt.ev.Id || len(got.Id) < 5 || strings.Trim(got.Id, "0123456789abcdefghijklmnopqrstuv") != "" {
 				t.Errorf("id = %q", got.Id)
 			}
 			if got.Status != "confirmed" || got.ICalUID != got.Id+"@google.com" || got.Etag == "" ||
@@ -483,11 +499,7 @@ func TestInsert(t *testing.T) {
 			if len(reqs) != 1 || reqs[0].Method != "POST" || reqs[0].Query.Get("sendUpdates") != "none" || reqs[0].Status != 200 {
 				t.Fatalf("requests = %+v", reqs)
 			}
-			var body map[string]any
-			if err := json.Unmarshal(reqs[0].Body, &body); err != nil {
-				t.Fatal(err)
-			}
-			if _, ok := body["attendees"]; ok {
+			if reqs[0].SentAttendees() {
 				t.Error("attendees were sent")
 			}
 		})
@@ -554,6 +566,11 @@ func TestUpdatePatchDelete(t *testing.T) {
 	tomb, err := svc.Events.Get(calID, "booking01").Do()
 	if err != nil || tomb.Status != "cancelled" {
 		t.Fatalf("get deleted = %+v, %v", tomb, err)
+	}
+	// A conditional get of the current version is 304.
+	_, err = svc.Events.Get(calID, "booking01").IfNoneMatch(tomb.Etag).Do()
+	if !googleapi.IsNotModified(err) {
+		t.Errorf("If-None-Match current: %v", err)
 	}
 	if _, ok := s.Event(calID, "booking01"); !ok || len(s.LiveEvents(calID)) != 0 {
 		t.Errorf("Event/LiveEvents after delete: %v", ids(s.LiveEvents(calID)))
@@ -651,7 +668,7 @@ func TestWatch(t *testing.T) {
 	if n := rcv.headers()[2].Get("X-Goog-Message-Number"); n != "3" {
 		t.Errorf("message number = %s", n)
 	}
-	if ds := s.Deliveries(); len(ds) != 3 || ds[2] != (googletest.Delivery{ChannelID: "chan-1", State: "exists", MessageNumber: 3, Status: 200}) {
+	if ds := s.Deliveries(); len(ds) != 3 || ds[2] != (googletest.Delivery{ChannelID: "chan-1", State: "exists", Status: 200}) {
 		t.Errorf("deliveries = %+v", ds)
 	}
 	if live := s.Channels(calID); len(live) != 1 || live[0].ResourceID != ch.ResourceId {
@@ -703,6 +720,23 @@ func TestWatchExpiry(t *testing.T) {
 	if live := s.Channels(calID); len(live) != 0 {
 		t.Errorf("Channels = %+v", live)
 	}
+	// A requested expiration time is kept, up to Google's default
+	// lifetime.
+	want := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	ch, err = svc.Events.Watch(calID, &calendar.Channel{Id: "at", Type: "web_hook", Address: rcv.srv.URL, Expiration: want.UnixMilli()}).Do()
+	if err != nil || ch.Expiration != want.UnixMilli() {
+		t.Errorf("watch with expiration = %+v, %v", ch, err)
+	}
+	ch, err = svc.Events.Watch(calID, &calendar.Channel{Id: "far", Type: "web_hook", Address: rcv.srv.URL, Expiration: time.Now().Add(365 * 24 * time.Hour).UnixMilli()}).Do()
+	if err != nil || time.Until(time.UnixMilli(ch.Expiration)) > googletest.DefaultChannelTTL+3*time.Minute {
+		t.Errorf("watch far ahead = %+v, %v", ch, err)
+	}
+	_, err = svc.Events.Watch(calID, &calendar.Channel{Id: strings.Repeat("x", 65), Type: "web_hook", Address: rcv.srv.URL}).Do()
+	apiErr(t, err, 400, "invalid")
+	_, err = svc.Events.Watch(calID, &calendar.Channel{Id: "mail", Type: "email", Address: rcv.srv.URL}).Do()
+	apiErr(t, err, 400, "push.channelTypeNotSupported")
+	_, err = svc.Events.Watch(calID, &calendar.Channel{Id: "ftp", Type: "web_hook", Address: "ftp://example.com/hook"}).Do()
+	apiErr(t, err, 400, "push.webhookUrlNotHttps")
 	// An expired channel's id may be used again.
 	if _, err := svc.Events.Watch(calID, &calendar.Channel{Id: "short", Type: "web_hook", Address: rcv.srv.URL}).Do(); err != nil {
 		t.Errorf("watch again: %v", err)
@@ -718,12 +752,13 @@ func TestInjectedFailures(t *testing.T) {
 		f      googletest.Failure
 		status int
 		reason string
+		domain string
 	}{
-		{"rate limit", googletest.RateLimitExceeded, 403, "rateLimitExceeded"},
-		{"user rate limit", googletest.UserRateLimitExceeded, 403, "userRateLimitExceeded"},
-		{"quota", googletest.QuotaExceeded, 403, "quotaExceeded"},
-		{"429 with Retry-After", withRetry, 429, "rateLimitExceeded"},
-		{"backend", googletest.BackendError, 503, "backendError"},
+		{"rate limit", googletest.RateLimitExceeded, 403, "rateLimitExceeded", "usageLimits"},
+		{"user rate limit", googletest.UserRateLimitExceeded, 403, "userRateLimitExceeded", "usageLimits"},
+		{"quota", googletest.QuotaExceeded, 403, "quotaExceeded", "usageLimits"},
+		{"429 with Retry-After", withRetry, 429, "rateLimitExceeded", "usageLimits"},
+		{"backend", googletest.BackendError, 503, "backendError", "global"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -733,8 +768,8 @@ func TestInjectedFailures(t *testing.T) {
 			for range 2 {
 				_, err := svc.Events.List(calID).Do()
 				gerr := apiErr(t, err, tt.status, tt.reason)
-				if gerr.Message != tt.f.Message || gerr.Header.Get("Retry-After") != tt.f.RetryAfter {
-					t.Errorf("message %q Retry-After %q", gerr.Message, gerr.Header.Get("Retry-After"))
+				if gerr.Message != tt.f.Message || !strings.Contains(gerr.Body, `"domain":"`+tt.domain+`"`) || gerr.Header.Get("Retry-After") != tt.f.RetryAfter {
+					t.Errorf("message %q Retry-After %q body %s", gerr.Message, gerr.Header.Get("Retry-After"), gerr.Body)
 				}
 			}
 			if _, err := svc.Events.List(calID).Do(); err != nil {
@@ -800,12 +835,11 @@ func TestConcurrentUse(t *testing.T) {
 	if n := len(rcv.states()); n != 1+60 {
 		t.Errorf("%d notifications, want 61", n)
 	}
-	nums := map[string]bool{}
-	for _, d := range s.Deliveries() {
-		nums[strconv.FormatInt(d.MessageNumber, 10)] = true
-	}
-	if len(nums) != 61 {
-		t.Errorf("message numbers not distinct: %d", len(nums))
+	// Delivered one by one in order: message numbers count up.
+	for i, h := range rcv.headers() {
+		if n := h.Get("X-Goog-Message-Number"); n != strconv.Itoa(i+1) {
+			t.Fatalf("message %d has number %s", i+1, n)
+		}
 	}
 }
 
@@ -899,4 +933,101 @@ func TestListFilters(t *testing.T) {
 	apiErr(t, err, 400, "badRequest")
 	_, err = svc.Events.List(calID).TimeMin(day0.Format(time.RFC3339)).TimeMax(day0.Format(time.RFC3339)).Do()
 	apiErr(t, err, 400, "timeRangeEmpty")
+}
+
+// The tokens of IssueToken work the way a stored connection uses them:
+// an oauth2.Config refreshes the access token and calls the API with it.
+func TestIssueTokenRefresh(t *testing.T) {
+	t.Parallel()
+	s := googletest.Start(t)
+	s.AddCalendar(calID)
+	_, refresh := s.IssueToken(scopeRead)
+	cfg := oauth2.Config{
+		ClientID:     s.ClientID(),
+		ClientSecret: s.ClientSecret(),
+		Endpoint:     oauth2.Endpoint{AuthURL: s.AuthURL(), TokenURL: s.TokenURL(), AuthStyle: oauth2.AuthStyleInParams},
+	}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, s.Client())
+	hc := cfg.Client(ctx, &oauth2.Token{RefreshToken: refresh})
+	svc, err := calendar.NewService(ctx, option.WithEndpoint(s.APIURL()), option.WithHTTPClient(hc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Events.List(calID).Do(); err != nil {
+		t.Fatalf("list with a refreshed token: %v", err)
+	}
+	_, err = svc.Events.Insert(calID, timed("", "x", day0, time.Hour)).Do()
+	apiErr(t, err, 403, "insufficientPermissions")
+}
+
+func TestDeliveryOutcomes(t *testing.T) {
+	t.Parallel()
+	s, svc := setup(t)
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(failing.Close)
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close() // nothing listens there any more
+
+	for id, addr := range map[string]string{"failing": failing.URL, "gone": gone.URL} {
+		if _, err := svc.Events.Watch(calID, &calendar.Channel{Id: id, Type: "web_hook", Address: addr}).Do(); err != nil {
+			t.Fatalf("watch %s: %v", id, err)
+		}
+	}
+	s.WaitNotifications()
+	got := map[string]googletest.Delivery{}
+	for _, d := range s.Deliveries() {
+		got[d.ChannelID] = d
+	}
+	if d := got["failing"]; d.State != "sync" || d.Status != 500 || d.Err != "" {
+		t.Errorf("failing receiver: %+v", d)
+	}
+	if d := got["gone"]; d.State != "sync" || d.Status != 0 || d.Err == "" {
+		t.Errorf("closed receiver: %+v", d)
+	}
+}
+
+func TestModifiedInstance(t *testing.T) {
+	t.Parallel()
+	s, svc := setup(t)
+	s.PutEvent(calID, &calendar.Event{
+		Id:         "weekly001",
+		Summary:    "class",
+		Start:      &calendar.EventDateTime{DateTime: "2026-03-02T09:00:00Z"},
+		End:        &calendar.EventDateTime{DateTime: "2026-03-02T10:00:00Z"},
+		Recurrence: []string{"RRULE:FREQ=WEEKLY;COUNT=3"},
+	})
+	window := func(c *calendar.EventsListCall) *calendar.EventsListCall {
+		return c.TimeMin("2026-03-01T00:00:00Z").TimeMax("2026-04-01T00:00:00Z")
+	}
+	_, tok := fullSync(t, window(svc.Events.List(calID).SingleEvents(true)))
+
+	// Moving the second instance by an hour keeps its id and original
+	// start: it becomes an exception of the series.
+	const second = "weekly001_20260309T090000Z"
+	moved, err := svc.Events.Patch(calID, second, &calendar.Event{
+		Summary: "class, moved",
+		Start:   &calendar.EventDateTime{DateTime: "2026-03-09T10:00:00Z"},
+		End:     &calendar.EventDateTime{DateTime: "2026-03-09T11:00:00Z"},
+	}).Do()
+	if err != nil {
+		t.Fatalf("patch instance: %v", err)
+	}
+	if moved.Id != second || moved.RecurringEventId != "weekly001" || moved.OriginalStartTime.DateTime != "2026-03-09T09:00:00Z" {
+		t.Errorf("moved = %+v", moved)
+	}
+	changes, _ := fullSync(t, svc.Events.List(calID).SingleEvents(true).SyncToken(tok))
+	if len(changes) != 1 || changes[0].Id != second || changes[0].Start.DateTime != "2026-03-09T10:00:00Z" {
+		t.Fatalf("changes = %v", ids(changes))
+	}
+	got, err := svc.Events.Get(calID, second).Do()
+	if err != nil || got.Summary != "class, moved" || got.Etag != moved.Etag {
+		t.Errorf("get = %+v, %v", got, err)
+	}
+	// Unexpanded: the master and the exception.
+	items, _ := fullSync(t, window(svc.Events.List(calID)))
+	if !slices.Equal(ids(items), []string{"weekly001", second}) {
+		t.Errorf("unexpanded = %v", ids(items))
+	}
 }

@@ -21,8 +21,8 @@ import (
 // param, as Google documents it for the Calendar API.
 const DefaultChannelTTL = 7 * 24 * time.Hour
 
-// deliveryTimeout bounds each notification POST, so that a receiver that
-// hangs cannot hold up the others.
+// deliveryTimeout bounds each notification POST: deliveries go one at a
+// time, so a receiver that hangs holds up the queue at most this long.
 const deliveryTimeout = 2 * time.Second
 
 // Channel is a live (unexpired, unstopped) notification channel.
@@ -36,11 +36,10 @@ type Channel struct {
 
 // Delivery is one notification sent to a channel's address.
 type Delivery struct {
-	ChannelID     string
-	State         string // sync, exists or not_exists
-	MessageNumber int64
-	Status        int    // HTTP status of the answer, 0 when there was none
-	Err           string // transport error, "" when the receiver answered
+	ChannelID string
+	State     string // sync, exists or not_exists
+	Status    int    // HTTP status of the answer, 0 when there was none
+	Err       string // transport error, "" when the receiver answered
 }
 
 type channel struct {
@@ -74,7 +73,10 @@ type notifier struct {
 }
 
 func newNotifier(record func(Delivery)) *notifier {
-	n := &notifier{client: &http.Client{Timeout: deliveryTimeout}, record: record}
+	// A transport of its own, so that closing its idle connections
+	// at the end of the test leaves nothing behind.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	n := &notifier{client: &http.Client{Transport: tr, Timeout: deliveryTimeout}, record: record}
 	n.idle = sync.NewCond(&n.mu)
 	return n
 }
@@ -140,6 +142,12 @@ func (n *notifier) wait() {
 	for n.pending > 0 {
 		n.idle.Wait()
 	}
+}
+
+// close waits for the queue to drain and drops idle connections.
+func (n *notifier) close() {
+	n.wait()
+	n.client.CloseIdleConnections()
 }
 
 // WaitNotifications blocks until every notification queued so far has
@@ -209,14 +217,18 @@ func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request) {
 	case req.Id == "":
 		apiError(w, http.StatusBadRequest, "required", "Required")
 		return
+	case len(req.Id) > 64:
+		// Google documents a maximum of 64 characters.
+		apiError(w, http.StatusBadRequest, "invalid", "Channel id must be at most 64 characters.")
+		return
 	case req.Type != "web_hook" && req.Type != "webhook":
-		apiError(w, http.StatusBadRequest, "invalid", "Push notification type "+strconv.Quote(req.Type)+" is not supported.")
+		pushError(w, "push.channelTypeNotSupported", "Push notification type "+strconv.Quote(req.Type)+" is not supported.")
 		return
 	}
 	if u, err := url.Parse(req.Address); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		// Google wants https; the fake lets loopback test receivers
 		// use http.
-		apiError(w, http.StatusBadRequest, "push.webhookUrlNotHttps", "WebHook callback must be HTTPS: "+req.Address)
+		pushError(w, "push.webhookUrlNotHttps", "WebHook callback must be HTTPS: "+req.Address)
 		return
 	}
 	ttl := DefaultChannelTTL
@@ -235,6 +247,15 @@ func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
+	expires := s.now().Add(ttl)
+	if _, ok := req.Params["ttl"]; !ok && req.Expiration > 0 {
+		// The caller may ask for an expiration time instead; Google
+		// does not go beyond its default lifetime.
+		expires = time.UnixMilli(req.Expiration)
+		if limit := s.now().Add(DefaultChannelTTL); expires.After(limit) {
+			expires = limit
+		}
+	}
 	if old := s.cal.channels[req.Id]; old != nil && s.live(old) {
 		apiError(w, http.StatusBadRequest, "channelIdNotUnique", "Channel id "+req.Id+" not unique")
 		return
@@ -246,7 +267,7 @@ func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request) {
 			ResourceID: c.resourceID,
 			Token:      req.Token,
 			Address:    req.Address,
-			Expiration: s.now().Add(ttl).Truncate(time.Millisecond),
+			Expiration: expires.Truncate(time.Millisecond),
 		},
 		calendarID:  c.id,
 		resourceURI: s.APIURL() + "calendars/" + url.PathEscape(c.id) + "/events?alt=json",
@@ -262,6 +283,11 @@ func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request) {
 		Token:       ch.Token,
 		Expiration:  ch.Expiration.UnixMilli(),
 	})
+}
+
+// pushError is a 400 of Google's "push" error domain.
+func pushError(w http.ResponseWriter, reason, message string) {
+	writeAPIError(w, http.StatusBadRequest, apiErrorItem{Domain: "push", Reason: reason, Message: message}, message)
 }
 
 func (s *Server) stopChannel(w http.ResponseWriter, r *http.Request) {
@@ -310,6 +336,6 @@ func (s *Server) queueNotification(ch *channel, state string) {
 	s.cal.notify.enqueue(notification{
 		address: ch.Address,
 		header:  h,
-		d:       Delivery{ChannelID: ch.ID, State: state, MessageNumber: ch.messages},
+		d:       Delivery{ChannelID: ch.ID, State: state},
 	})
 }

@@ -5,7 +5,9 @@ package googletest
 // person editing the calendar in Google's UI.
 
 import (
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -67,18 +69,18 @@ func (r eventRef) current() *calendar.Event {
 	if r.stored != nil {
 		return clone(r.stored.ev)
 	}
+	var inst *calendar.Event
 	if ex := r.master.exceptions[r.instID]; ex != nil {
-		return clone(ex.ev)
+		inst = clone(ex.ev)
+	} else {
+		inst = instanceOf(r.master.ev, r.sp, r.orig)
 	}
-	inst := instanceOf(r.master.ev, r.sp, r.orig)
 	if r.master.ev.Status == "cancelled" {
 		// A deleted series takes its instances with it.
 		inst.Status = "cancelled"
 	}
 	return inst
 }
-
-func (r eventRef) etag() string { return r.current().Etag }
 
 // put stores ev as the new state of r (an update, a restore or a
 // deletion) and bumps the change sequence. The caller holds s.mu.
@@ -153,9 +155,10 @@ func (s *Server) touch(c *calendarData, se *storedEvent, ev *calendar.Event) {
 // newEventID makes an id the way Google does: 26 base32hex characters.
 func newEventID() string {
 	const alphabet = "0123456789abcdefghijklmnopqrstuv"
-	b := []byte(random(26))
+	b := make([]byte, 26)
+	_, _ = rand.Read(b)
 	for i := range b {
-		b[i] = alphabet[int(b[i])%32]
+		b[i] = alphabet[b[i]%32]
 	}
 	return string(b)
 }
@@ -163,11 +166,15 @@ func newEventID() string {
 // validate checks what Google checks of an event body before storing it.
 func validate(ev *calendar.Event) (reason, message string, ok bool) {
 	sp, err := eventSpan(ev)
-	if err != nil {
-		if ev.Start == nil || ev.End == nil || (ev.Start.Date == "" && ev.Start.DateTime == "") || (ev.End.Date == "" && ev.End.DateTime == "") {
-			return "required", err.Error(), false
-		}
-		return "invalid", err.Error(), false
+	switch {
+	case errors.Is(err, errNoStart):
+		return "required", "Missing start time.", false
+	case errors.Is(err, errNoEnd):
+		return "required", "Missing end time.", false
+	case errors.Is(err, errMixedTimes):
+		return "invalid", "Start and end times must either both be date or both be dateTime.", false
+	case err != nil:
+		return "invalid", "Invalid start or end time.", false
 	}
 	if sp.end.Before(sp.start) {
 		return "timeRangeEmpty", "The specified time range is empty.", false
@@ -230,6 +237,9 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := ref.current()
+	if notModified(w, r, ev.Etag) {
+		return
+	}
 	writeAPIJSON(w, http.StatusOK, ev.Etag, ev)
 }
 

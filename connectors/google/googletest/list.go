@@ -37,7 +37,7 @@ type syncState struct {
 type pageState struct {
 	calendarID string
 	rest       []*calendar.Event
-	sync       *syncState
+	sync       *syncState // nil: the listing ends without a sync token
 }
 
 // listQuery is the part of a listing a sync token remembers.
@@ -60,14 +60,9 @@ var notWithSyncToken = []string{"timeMin", "timeMax", "orderBy", "q", "iCalUID",
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	params := r.URL.Query()
-	maxResults := defaultMaxResults
-	if v := params.Get("maxResults"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			apiError(w, http.StatusBadRequest, "invalid", "Invalid value for: maxResults")
-			return
-		}
-		maxResults = min(n, maxMaxResults)
+	maxResults, ok := parseMaxResults(w, params.Get("maxResults"))
+	if !ok {
+		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -87,9 +82,10 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if tok := params.Get("syncToken"); tok != "" {
-		for _, p := range notWithSyncToken {
-			if params.Has(p) {
-				apiError(w, http.StatusBadRequest, "invalid", "Sync token cannot be used with the "+p+" parameter.")
+		for _, name := range notWithSyncToken {
+			if params.Has(name) {
+				// The text Google answers, whichever parameter it is.
+				apiError(w, http.StatusBadRequest, "invalid", "Sync token cannot be used with other request restrictions.")
 				return
 			}
 		}
@@ -137,12 +133,87 @@ func (s *Server) servePage(w http.ResponseWriter, c *calendarData, p *pageState,
 		tok := random(24)
 		s.cal.pages[tok] = &pageState{calendarID: p.calendarID, rest: rest, sync: p.sync}
 		resp.NextPageToken = tok
-	} else {
+	} else if p.sync != nil {
 		tok := random(24)
 		s.cal.syncTokens[tok] = p.sync
 		resp.NextSyncToken = tok
 	}
 	writeAPIJSON(w, http.StatusOK, resp.Etag, resp)
+}
+
+// listInstances is events.instances: the instances of one series, which
+// Google pages like a listing but without sync tokens.
+func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
+	params := r.URL.Query()
+	maxResults, ok := parseMaxResults(w, params.Get("maxResults"))
+	if !ok {
+		return
+	}
+	q := listQuery{singleEvents: true, showDeleted: params.Get("showDeleted") == "true"}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"timeMin", &q.timeMin}, {"timeMax", &q.timeMax}} {
+		if v := params.Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				apiError(w, http.StatusBadRequest, "invalid", "Bad Request")
+				return
+			}
+			*p.dst = t
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.calendarOf(w, r)
+	if c == nil {
+		return
+	}
+	if tok := params.Get("pageToken"); tok != "" {
+		p := s.cal.pages[tok]
+		if p == nil || p.calendarID != c.id {
+			apiError(w, http.StatusBadRequest, "invalid", "Invalid page token value.")
+			return
+		}
+		s.servePage(w, c, p, maxResults)
+		return
+	}
+	se := c.events[r.PathValue("eventId")]
+	switch {
+	case se == nil || !isRecurring(se.ev):
+		apiError(w, http.StatusNotFound, "notFound", "Not Found")
+		return
+	case se.ev.Status == "cancelled":
+		apiError(w, http.StatusGone, "deleted", "Resource has been deleted")
+		return
+	}
+	var hits []hit
+	s.collectInstances(se, q, -1, nil, func(ev *calendar.Event, seq int64) {
+		if ev.Status == "cancelled" && !q.showDeleted {
+			ev = tombstone(ev)
+		}
+		start, _, _ := parseEventTime(ev.OriginalStartTime)
+		hits = append(hits, hit{ev: ev, seq: seq, start: start})
+	})
+	sort.SliceStable(hits, func(i, j int) bool { return hits[i].start.Before(hits[j].start) })
+	items := make([]*calendar.Event, len(hits))
+	for i, h := range hits {
+		items[i] = h.ev
+	}
+	s.servePage(w, c, &pageState{calendarID: c.id, rest: items}, maxResults)
+}
+
+// parseMaxResults reads maxResults: 250 when absent, at most 2500.
+func parseMaxResults(w http.ResponseWriter, v string) (int, bool) {
+	if v == "" {
+		return defaultMaxResults, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		apiError(w, http.StatusBadRequest, "invalid", "Invalid value for: maxResults")
+		return 0, false
+	}
+	return min(n, maxMaxResults), true
 }
 
 func parseListQuery(params map[string][]string) (q listQuery, reason, msg string) {
@@ -277,11 +348,9 @@ func (s *Server) collect(c *calendarData, q listQuery, from *syncState) ([]*cale
 				if ex.seq > since {
 					add(clone(ex.ev), ex.seq)
 				}
-			// Google documents that cancelled instances appear when
-			// both showDeleted and singleEvents are false.
-			case ex.ev.Status == "cancelled":
-				add(clone(ex.ev), ex.seq)
-			case inWindow(ex.ev, q) && matches(ex.ev, q):
+			// Google documents that cancelled instances appear even
+			// when both showDeleted and singleEvents are false.
+			case inWindow(ex.ev, q) && (ex.ev.Status == "cancelled" || matches(ex.ev, q)):
 				add(clone(ex.ev), ex.seq)
 			}
 		}

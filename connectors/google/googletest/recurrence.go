@@ -23,24 +23,32 @@ type span struct {
 	tz         string         // start.timeZone as given
 }
 
+// Why an event's times are refused; validate turns them into Google's
+// answers.
+var (
+	errNoStart    = errors.New("missing start time")
+	errNoEnd      = errors.New("missing end time")
+	errMixedTimes = errors.New("start and end times must either both be date or both be dateTime")
+)
+
 // eventSpan reads an event's start and end as Google validates them.
 func eventSpan(ev *calendar.Event) (span, error) {
 	if ev.Start == nil || (ev.Start.Date == "" && ev.Start.DateTime == "") {
-		return span{}, errors.New("Missing start time.")
+		return span{}, errNoStart
 	}
 	if ev.End == nil || (ev.End.Date == "" && ev.End.DateTime == "") {
-		return span{}, errors.New("Missing end time.")
+		return span{}, errNoEnd
 	}
 	start, allDay, err := parseEventTime(ev.Start)
 	if err != nil {
-		return span{}, fmt.Errorf("Invalid start time: %w", err)
+		return span{}, fmt.Errorf("invalid start time: %w", err)
 	}
 	end, endAllDay, err := parseEventTime(ev.End)
 	if err != nil {
-		return span{}, fmt.Errorf("Invalid end time: %w", err)
+		return span{}, fmt.Errorf("invalid end time: %w", err)
 	}
 	if allDay != endAllDay {
-		return span{}, errors.New("Start and end times must either both be date or both be dateTime.")
+		return span{}, errMixedTimes
 	}
 	return span{start: start, end: end, allDay: allDay, loc: start.Location(), tz: ev.Start.TimeZone}, nil
 }
@@ -49,6 +57,11 @@ func eventSpan(ev *calendar.Event) (span, error) {
 // timeZone, when one is given, so that recurrence follows that zone's
 // daylight saving time.
 func parseEventTime(t *calendar.EventDateTime) (time.Time, bool, error) {
+	if t.Date != "" && t.DateTime != "" {
+		// Easy to get by patching an all-day event with a dateTime but
+		// no "date": null; Google refuses it too.
+		return time.Time{}, false, errors.New("both date and dateTime set")
+	}
 	if t.Date != "" {
 		d, err := time.ParseInLocation(dateLayout, t.Date, time.UTC)
 		return d, true, err

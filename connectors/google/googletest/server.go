@@ -145,7 +145,7 @@ func Start(t testing.TB) *Server {
 	t.Cleanup(s.srv.Close)
 	// Cleanups run last-registered first: notifications in flight finish
 	// before the server closes.
-	t.Cleanup(s.WaitNotifications)
+	t.Cleanup(s.cal.notify.close)
 	return s
 }
 
@@ -225,6 +225,17 @@ func (s *Server) RevokeCalls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.revokeCalls
+}
+
+// IssueToken grants scopes to the client as a consent followed by a code
+// exchange would, and returns the access and refresh tokens, for tests of
+// API calls that do not need to go through the consent flow.
+func (s *Server) IssueToken(scopes ...string) (access, refresh string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := &grant{scopes: slices.Clone(scopes)}
+	access = s.issue(g)["access_token"].(string)
+	return access, s.newRefreshToken(g)
 }
 
 // ValidAccessToken reports whether an API would accept tok: issued by the

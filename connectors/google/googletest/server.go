@@ -615,19 +615,14 @@ type Grant struct {
 	Scopes                    []string
 }
 
-// NewGrant records a user's consent to scopes and returns its tokens, for
-// tests that start from a connection that exists already.
+// NewGrant is IssueToken with the rest of what a stored connection
+// keeps: the access token's expiry and the scopes.
 func (s *Server) NewGrant(scopes ...string) Grant {
+	access, refresh := s.IssueToken(scopes...)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	g := &grant{scopes: scopes}
-	resp := s.issue(g)
-	return Grant{
-		AccessToken:  resp["access_token"].(string),
-		RefreshToken: s.newRefreshToken(g),
-		Expiry:       s.now().Add(AccessTokenLifetime),
-		Scopes:       scopes,
-	}
+	expiry := s.access[access].expires
+	s.mu.Unlock()
+	return Grant{AccessToken: access, RefreshToken: refresh, Expiry: expiry, Scopes: scopes}
 }
 
 // RevokeGrant ends the grant of token as the user removing the app's

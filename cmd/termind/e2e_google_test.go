@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/api/calendar/v3"
 
+	"github.com/termind/termind/connectors/caldav/caldavtest"
 	"github.com/termind/termind/connectors/google/googletest"
 	"github.com/termind/termind/internal/config"
 	"github.com/termind/termind/internal/store"
@@ -235,5 +236,62 @@ func TestGoogleConnectionStates(t *testing.T) {
 	time.Sleep(time.Second)
 	if n := len(g.CalendarRequests()); n > 2 {
 		t.Errorf("%d API calls after the grant ended, want at most a refused call and its retry with a refreshed token", n)
+	}
+}
+
+// TestGoogleAndCalDAVForOneSubject: one person with a Google and a CalDAV
+// (Radicale) calendar — an appointment appears in both, and busy time from
+// both shows in the busy API, our copies in neither.
+func TestGoogleAndCalDAVForOneSubject(t *testing.T) {
+	t.Parallel()
+	g := googletest.Start(t)
+	g.AddCalendar(googleCalendar)
+	rad := caldavtest.StartRadicale(t)
+	st := newStack(t, store.DialectPostgres, withGoogle(g), func(c *config.Config) { c.CalDAVAllowPrivate = true })
+	googleID := connectGoogle(t, st, g, "anna", "calendar.read.busy", "calendar.write")
+	calURL := rad.MakeCalendar(t, "alice", "Praxis")
+	var dav struct{ ID string }
+	if code := st.do("POST", "/v1/connections/caldav", map[string]any{
+		"subject_id": "anna", "url": calURL, "username": "alice", "password": rad.Users["alice"],
+		"privacy": "busy", "direction": "both",
+		"consent": map[string]any{"purposes": []string{"calendar.read.busy", "calendar.write"}, "policy_version": "2026-01"},
+	}, &dav); code != http.StatusCreated {
+		t.Fatalf("connect caldav: %d", code)
+	}
+
+	start := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Hour)
+	appt := map[string]any{
+		"subject_ids": []string{"anna"}, "time_zone": "Europe/Berlin", "title": "Kontrolle",
+		"start": start.Format(time.RFC3339), "end": start.Add(30 * time.Minute).Format(time.RFC3339),
+	}
+	if code := st.do("PUT", "/v1/appointments/apt-two", appt, nil); code != http.StatusCreated {
+		t.Fatalf("PUT appointment: %d", code)
+	}
+	copyURL := rad.EventURL(t, calURL, "termind-apt-two")
+	waitFor(t, 20*time.Second, "the copy in both calendars", func() bool {
+		ev, ok := g.Event(googleCalendar, googleremote.EventID(st.tenant.ID, "apt-two"))
+		status, _, _ := rad.Do(t, "alice", "GET", copyURL, nil, "")
+		return ok && ev.Status != "cancelled" && status == http.StatusOK
+	})
+
+	// One busy block in each calendar.
+	inGoogle, inDAV := start.Add(2*time.Hour), start.Add(5*time.Hour)
+	g.PutEvent(googleCalendar, googleEvent("gym1", inGoogle, time.Hour))
+	rad.PutEvent(t, "alice", calURL, "dentist", "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"+
+		"UID:dentist@example\r\nDTSTAMP:20261120T100000Z\r\nDTSTART:"+inDAV.Format("20060102T150405Z")+
+		"\r\nDTEND:"+inDAV.Add(time.Hour).Format("20060102T150405Z")+"\r\nSUMMARY:Zahnarzt\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+	for _, id := range []string{googleID, dav.ID} {
+		if code := st.do("POST", "/v1/connections/"+id+"/sync", map[string]any{}, nil); code != http.StatusAccepted {
+			t.Fatalf("sync %s: %d", id, code)
+		}
+	}
+	from, to := start.Add(-time.Hour).Format(time.RFC3339), start.Add(24*time.Hour).Format(time.RFC3339)
+	var busy struct{ Items []struct{ Start, End string } }
+	waitFor(t, 20*time.Second, "busy time from both calendars", func() bool {
+		st.do("GET", "/v1/subjects/anna/busy?from="+from+"&to="+to, nil, &busy)
+		return len(busy.Items) == 2
+	})
+	if busy.Items[0].Start != inGoogle.Format(time.RFC3339) || busy.Items[1].Start != inDAV.Format(time.RFC3339) {
+		t.Errorf("busy %+v, want the Google block at %s and the CalDAV one at %s (our copies never)", busy.Items, inGoogle.Format(time.RFC3339), inDAV.Format(time.RFC3339))
 	}
 }

@@ -223,6 +223,7 @@ func (d *daemon) handler() http.Handler {
 		PublicURL:       d.cfg.PublicURL,
 		TwilioAuthToken: d.cfg.TwilioAuthToken,
 		OAuthStateKey:   d.keys.SigningKey("oauth-state"),
+		PushDebounce:    d.cfg.GooglePushDebounce,
 	}, deps)
 }
 

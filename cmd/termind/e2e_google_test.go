@@ -33,7 +33,7 @@ func withGoogle(g *googletest.Server) stackOption {
 
 // connectGoogle runs the consent flow through the API and the fake's
 // consent screen and returns the new connection's id.
-func connectGoogle(t *testing.T, st *stack, g *googletest.Server, subject string, purposes ...string) string {
+func connectGoogle(t testing.TB, st *stack, g *googletest.Server, subject string, purposes ...string) string {
 	t.Helper()
 	var auth struct {
 		AuthURL string `json:"auth_url"`

@@ -51,6 +51,9 @@ type Config struct {
 	// connections: "on", "off", or "auto" — on when TERMIND_PUBLIC_URL is
 	// https, which Google requires of webhook addresses.
 	GooglePush string // TERMIND_GOOGLE_PUSH
+	// GooglePushDebounce: notifications within one such period fold into
+	// one pull.
+	GooglePushDebounce time.Duration // TERMIND_GOOGLE_PUSH_DEBOUNCE
 	// GooglePace is the Calendar API requests per second allowed per user.
 	GooglePace int // TERMIND_GOOGLE_PACE
 
@@ -118,6 +121,7 @@ func Load(lookup Lookup) (Config, error) {
 		GoogleAPIURL:       r.str("TERMIND_GOOGLE_API_URL", ""),
 		GooglePush:         r.oneOf("TERMIND_GOOGLE_PUSH", "auto", "auto", "on", "off"),
 		GooglePace:         r.positiveInt("TERMIND_GOOGLE_PACE", 5),
+		GooglePushDebounce: r.duration("TERMIND_GOOGLE_PUSH_DEBOUNCE", 2*time.Second),
 
 		CalDAVAllowPrivate: r.boolean("TERMIND_CALDAV_ALLOW_PRIVATE", false),
 

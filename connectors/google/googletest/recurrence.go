@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/teambition/rrule-go"
@@ -71,7 +72,7 @@ func parseEventTime(t *calendar.EventDateTime) (time.Time, bool, error) {
 		return time.Time{}, false, err
 	}
 	if t.TimeZone != "" {
-		loc, err := time.LoadLocation(t.TimeZone)
+		loc, err := loadZone(t.TimeZone)
 		if err != nil {
 			return time.Time{}, false, fmt.Errorf("unknown time zone %q", t.TimeZone)
 		}
@@ -205,4 +206,20 @@ func instanceOf(master *calendar.Event, sp span, orig time.Time) *calendar.Event
 	inst.Start = sp.eventDateTime(orig)
 	inst.End = sp.eventDateTime(orig.Add(sp.end.Sub(sp.start)))
 	return inst
+}
+
+// zones caches loaded time zones: listing thousands of events would
+// otherwise read the zone database once per event.
+var zones sync.Map // name → *time.Location
+
+func loadZone(name string) (*time.Location, error) {
+	if loc, ok := zones.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	zones.Store(name, loc)
+	return loc, nil
 }

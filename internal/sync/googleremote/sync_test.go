@@ -44,7 +44,7 @@ func mustZone(name string) *time.Location {
 const calID = "alice@example.com"
 
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	s       *store.Store
 	g       *googletest.Server
@@ -108,7 +108,7 @@ func (l *loseResponses) next(n int, match func(*http.Request) bool) {
 
 // newEnv starts the fake with alice's calendar and a Google connection to
 // it with the given direction, privacy details, and a page size.
-func newEnv(t *testing.T, dialect, direction string, pageSize int) *env {
+func newEnv(t testing.TB, dialect, direction string, pageSize int) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	t.Cleanup(cancel)
@@ -159,7 +159,7 @@ func newEnv(t *testing.T, dialect, direction string, pageSize int) *env {
 	return e
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -502,7 +502,9 @@ func TestReplayedCreateAfterLostResponse(t *testing.T) {
 	a := e.appointment("booking-7", day(2, 9, 0), time.Hour)
 	// Every answer to the insert is lost, the retries' too: the task
 	// fails as unavailable after Google created the event.
-	e.lose.next(5, func(r *http.Request) bool { return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/events") })
+	e.lose.next(5, func(r *http.Request) bool {
+		return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/events")
+	})
 	err := e.eng.Push(e.ctx, e.conn.ID, e.tenant.ID, a.ID, a.Version)
 	if !errors.Is(err, sync.ErrUnavailable) {
 		t.Fatalf("push with lost answers: %v, want ErrUnavailable", err)

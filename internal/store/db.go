@@ -54,8 +54,11 @@ type Store struct {
 }
 
 // sqlitePragmas are applied by the driver to every pooled connection.
+// The busy timeout is long because a CLI command and the daemon share the
+// file: a write should wait for the other process's transaction (which
+// can take seconds on a loaded machine) rather than fail.
 var sqlitePragmas = []string{
-	"busy_timeout(5000)",
+	"busy_timeout(30000)",
 	"journal_mode(WAL)",
 	"synchronous(NORMAL)",
 	"foreign_keys(1)",

@@ -166,7 +166,10 @@ func (s *server) connectionsPage(w http.ResponseWriter, r *http.Request, sess se
 	for _, c := range conns {
 		rows = append(rows, connectionRow{Connection: c, Counts: counts[c.ID], Revocable: revocable(c.State)})
 		if revoked != "" && c.ID == revoked {
-			flash = fmt.Sprintf("Connection %s is %s: its cleanup is queued.", c.ID, c.State)
+			flash = fmt.Sprintf("Connection %s is revoking: its cleanup is queued.", c.ID)
+			if c.State == store.ConnRevoked {
+				flash = fmt.Sprintf("Connection %s is revoked: its credentials, imported events and links are deleted.", c.ID)
+			}
 		}
 	}
 	s.page(w, r, sess, http.StatusOK, "connections.html", view{Title: "Connections", Nav: "connections", Flash: flash,

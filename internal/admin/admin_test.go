@@ -510,7 +510,7 @@ func TestRetentionPage(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, store.DialectSQLite, admin.Config{PurgeInterval: time.Hour})
 	c := f.signedIn()
-	if a := f.get(c, "/admin/retention"); !strings.Contains(a.body, "none recorded yet") || !strings.Contains(a.body, "every 1h0m0s") {
+	if a := f.get(c, "/admin/retention"); !strings.Contains(a.body, "none recorded yet") || !strings.Contains(a.body, "every 1 hour") {
 		t.Errorf("retention page before a purge: %.1500s", a.body)
 	}
 	res, err := f.store.CreateNotifications(ctx(t), []store.Notification{{TenantID: f.tenant.ID, IdempotencyKey: "k", RequestHash: "h",

@@ -44,13 +44,25 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
-	"days": func(d time.Duration) string {
-		if d%(24*time.Hour) == 0 {
-			return fmt.Sprintf("%d days", d/(24*time.Hour))
-		}
-		return d.String()
-	},
+	"span": span,
 	"mask": maskRecipient,
+}
+
+// span says a duration in the largest whole unit: "30 days", "1 hour".
+func span(d time.Duration) string {
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{24 * time.Hour, "day"}, {time.Hour, "hour"}, {time.Minute, "minute"}} {
+		if d > 0 && d%u.d == 0 {
+			n := int64(d / u.d)
+			if n == 1 {
+				return "1 " + u.name
+			}
+			return fmt.Sprintf("%d %ss", n, u.name)
+		}
+	}
+	return d.String()
 }
 
 // parsePages parses each page together with the layout.

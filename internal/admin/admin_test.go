@@ -1,17 +1,21 @@
 package admin_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +40,25 @@ type fixture struct {
 	tenant  store.Tenant
 	token   string // admin key
 	inspect *queue.Inspector
+	logs    *syncBuffer
+}
+
+// syncBuffer collects the handler's log lines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 func newFixture(t *testing.T, dialect string, cfg admin.Config) *fixture {
@@ -62,13 +85,14 @@ func newFixture(t *testing.T, dialect string, cfg admin.Config) *fixture {
 	dash := asynqmon.New(asynqmon.Options{RootPath: "/admin/queues", RedisConnOpt: r.ConnOpt()})
 	t.Cleanup(func() { dash.Close() })
 
-	h, err := admin.New(cfg, admin.Deps{Store: s, Queue: q, Queues: dash})
+	logs := &syncBuffer{}
+	h, err := admin.New(cfg, admin.Deps{Store: s, Queue: q, Queues: dash, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, url: srv.URL, store: s, tenant: tn, token: token, inspect: in}
+	return &fixture{t: t, url: srv.URL, store: s, tenant: tn, token: token, inspect: in, logs: logs}
 }
 
 func ctx(t *testing.T) context.Context {
@@ -266,6 +290,9 @@ func TestSignIn(t *testing.T) {
 			if csp := page.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
 				t.Errorf("Content-Security-Policy = %q: scripts are not ruled out", csp)
 			}
+			if secret := f.token[strings.LastIndexByte(f.token, '_')+1:]; strings.Contains(f.logs.String(), secret) {
+				t.Error("the API key is in the log")
+			}
 			// Sign-in is audited; sign-out ends the session.
 			audit, err := f.store.ListAudit(ctx(t), f.tenant.ID, "")
 			if err != nil || len(audit) == 0 || audit[len(audit)-1].Action != "admin.sign_in" {
@@ -333,10 +360,19 @@ func TestFailedSignInsAreLimited(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, store.DialectSQLite, admin.Config{})
 	c := f.browser()
+	wrong := "tmd_key_wrong_" + strings.Repeat("0", 64)
 	for i := 1; i <= 5; i++ {
-		if a := f.signIn(c, "tmd_key_wrong_"+strings.Repeat("0", 64)); a.status != http.StatusUnauthorized {
-			t.Fatalf("failure %d: status %d, want 401", i, a.status)
+		a := f.signIn(c, wrong)
+		if a.status != http.StatusUnauthorized || !strings.Contains(a.body, "This is not an admin API key.") {
+			t.Fatalf("failure %d: status %d, want 401 with the error shown", i, a.status)
 		}
+		// Each failure is counted, and the key is not written down.
+		if want := fmt.Sprintf("recent_failures=%d", i); !strings.Contains(f.logs.String(), want) {
+			t.Errorf("failure %d: log lacks %s", i, want)
+		}
+	}
+	if strings.Contains(f.logs.String(), wrong) || strings.Contains(f.logs.String(), "0000000000") {
+		t.Error("the refused key is in the log")
 	}
 	// The sixth attempt within the minute is refused, even with the right key.
 	a := f.signIn(c, f.token)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/termind/termind/connectors/caldav/caldavtest"
+	"github.com/termind/termind/internal/config"
 	"github.com/termind/termind/internal/store"
 )
 
@@ -66,30 +68,60 @@ func browser(t *testing.T) context.Context {
 }
 
 // TestAdminPagesInBrowser signs in to the admin pages of a running stack
-// with headless Chromium, lists connections, revokes one through its
-// confirmation page and watches its state change.
+// with headless Chromium, lists two CalDAV connections (on Radicale),
+// revokes one through its confirmation page and watches its state change
+// while the worker removes our copy from that calendar.
 func TestAdminPagesInBrowser(t *testing.T) {
-	st := newStack(t, store.DialectPostgres)
+	rad := caldavtest.StartRadicale(t)
+	st := newStack(t, store.DialectPostgres, func(c *config.Config) { c.CalDAVAllowPrivate = true })
 	ctx := context.Background()
 	var conns []store.Connection
-	for _, subject := range []string{"cust-anna", "cust-ben"} {
-		c, err := st.store.CreateConnection(ctx, store.Connection{
-			TenantID: st.tenant.ID, SubjectID: subject, Provider: store.ProviderCalDAV,
-			CalendarURL: "https://dav.example.net/" + subject + "/work/", CalendarName: "Work",
-			Privacy: store.PrivacyBusy, Direction: store.DirectionBoth,
-			// The calendar server does not exist: leave the copies, so
-			// the cleanup needs no server and finishes.
-			KeepCopiesOnRevoke: true,
-		}, []byte(`{"username":"`+subject+`","password":"secret"}`), []store.Consent{
-			{Purpose: store.ConsentCalendarReadBusy, Decision: store.DecisionGranted, PolicyVersion: "2026-01", Actor: "test"},
-			{Purpose: store.ConsentCalendarWrite, Decision: store.DecisionGranted, PolicyVersion: "2026-01", Actor: "test"},
-		}, store.AuditEntry{Actor: "test"})
+	cals := map[string]string{}
+	for _, p := range []struct{ subject, user string }{{"cust-anna", "alice"}, {"cust-ben", "bob"}} {
+		cals[p.subject] = rad.MakeCalendar(t, p.user, "Praxis")
+		var conn struct{ ID string }
+		if code := st.do("POST", "/v1/connections/caldav", map[string]any{
+			"subject_id": p.subject, "url": cals[p.subject], "username": p.user, "password": rad.Users[p.user],
+			"privacy": "busy", "direction": "both",
+			"consent": map[string]any{"purposes": []string{"calendar.read.busy", "calendar.write"}, "policy_version": "2026-01"},
+		}, &conn); code != http.StatusCreated {
+			t.Fatalf("connect %s: %d", p.subject, code)
+		}
+		c, err := st.store.GetConnection(ctx, st.tenant.ID, conn.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		conns = append(conns, c)
 	}
 	target := conns[1]
+
+	// An appointment copied into both calendars, and Ben's own event
+	// imported as busy time: his connection holds an event and links.
+	start := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Hour)
+	if code := st.do("PUT", "/v1/appointments/apt-1", map[string]any{
+		"subject_ids": []string{"cust-anna", "cust-ben"}, "time_zone": "Europe/Berlin", "title": "Erstgespräch",
+		"start": start.Format(time.RFC3339), "end": start.Add(30 * time.Minute).Format(time.RFC3339),
+	}, nil); code != http.StatusCreated {
+		t.Fatalf("PUT appointment: %d", code)
+	}
+	copyOf := func(subject, user string) int {
+		status, _, _ := rad.Do(t, user, "GET", rad.EventURL(t, cals[subject], "termind-apt-1"), nil, "")
+		return status
+	}
+	waitFor(t, 20*time.Second, "our copies in Radicale", func() bool {
+		return copyOf("cust-anna", "alice") == http.StatusOK && copyOf("cust-ben", "bob") == http.StatusOK
+	})
+	own := start.Add(3 * time.Hour)
+	rad.PutEvent(t, "bob", cals["cust-ben"], "dentist", "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"+
+		"UID:dentist@example\r\nDTSTAMP:20261120T100000Z\r\nDTSTART:"+own.Format("20060102T150405Z")+
+		"\r\nDTEND:"+own.Add(time.Hour).Format("20060102T150405Z")+"\r\nSUMMARY:Zahnarzt\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+	if code := st.do("POST", "/v1/connections/"+target.ID+"/sync", map[string]any{}, nil); code != http.StatusAccepted {
+		t.Fatalf("sync now: %d", code)
+	}
+	waitFor(t, 20*time.Second, "Ben's event imported", func() bool {
+		n, err := st.store.ExternalEventCount(ctx, target.ID)
+		return err == nil && n == 1
+	})
 
 	// Without a session the pages and the dashboard send the browser to
 	// the sign-in page.
@@ -136,6 +168,10 @@ func TestAdminPagesInBrowser(t *testing.T) {
 			t.Errorf("connections table lacks %s of %s: %s", c.ID, c.SubjectID, table)
 		}
 	}
+	var events string
+	if err := chromedp.Run(b, chromedp.Text(`tr[id="`+target.ID+`"] td.num`, &events, chromedp.ByQuery)); err != nil || events != "1" {
+		t.Errorf("imported events shown for %s: %q (%v), want 1", target.ID, events, err)
+	}
 
 	var confirm, flash string
 	err = chromedp.Run(b,
@@ -181,6 +217,13 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	}
 	if state != store.ConnRevoked {
 		t.Errorf("state on the page stayed %q, want revoked once the cleanup ran", state)
+	}
+	// The cleanup went the whole way: our copy left Ben's calendar, Anna's stayed.
+	if got := copyOf("cust-ben", "bob"); got != http.StatusNotFound {
+		t.Errorf("our copy in the revoked calendar: GET %d, want 404", got)
+	}
+	if got := copyOf("cust-anna", "alice"); got != http.StatusOK {
+		t.Errorf("our copy in the other calendar: GET %d, want 200", got)
 	}
 	var other string
 	if err := chromedp.Run(b, chromedp.Text(`tr[id="`+conns[0].ID+`"] .state`, &other, chromedp.ByQuery)); err != nil || other != store.ConnActive {

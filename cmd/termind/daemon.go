@@ -328,6 +328,15 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 		cancel()
 	}
 
+	var handler http.Handler
+	if slices.Contains(roles, roleAPI) {
+		h, err := d.withAdmin(d.handler())
+		if err != nil {
+			return err
+		}
+		handler = h
+	}
+
 	if slices.Contains(roles, roleWorker) {
 		srv := queue.NewServer(d.redis, d.cfg.QueueName, d.cfg.Concurrency, d.log)
 		mux := asynq.NewServeMux()
@@ -372,7 +381,7 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 
 	if slices.Contains(roles, roleAPI) {
 		srv := &http.Server{
-			Handler:           d.handler(),
+			Handler:           handler,
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      30 * time.Second,

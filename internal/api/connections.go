@@ -374,7 +374,7 @@ func (s *server) revokeConnection(w http.ResponseWriter, r *http.Request, key st
 		writeError(w, aerr)
 		return
 	}
-	c, err := s.store.BeginRevocation(r.Context(), key.TenantID, id, store.Revocation{
+	c, err := RevokeConnection(r.Context(), s.store, s.queue, s.log, key.TenantID, id, store.Revocation{
 		Actor:         actorOf(key),
 		Reason:        req.Reason,
 		PolicyVersion: req.PolicyVersion,
@@ -393,7 +393,6 @@ func (s *server) revokeConnection(w http.ResponseWriter, r *http.Request, key st
 		writeJSON(w, http.StatusOK, viewConnection(c))
 		return
 	}
-	s.enqueueRevoke(r, key.TenantID, c.ID)
 	writeJSON(w, http.StatusAccepted, revokeAccepted{ID: c.ID, State: c.State})
 }
 

@@ -69,6 +69,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time, batchSize int, 
 		rep.Batches = int(rep.Notifications/int64(batchSize)) + 1
 		return rep, nil
 	}
+	started := time.Now()
 	for {
 		n, err := s.purgeBatch(ctx, ms(now), batchSize)
 		if err != nil {
@@ -100,6 +101,10 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time, batchSize int, 
 	}
 	if rep.OAuthStates, err = res.RowsAffected(); err != nil {
 		return rep, fmt.Errorf("purge: oauth states: %w", err)
+	}
+	// The admin pages show when the last purge ran and what it deleted.
+	if err := s.recordPurgeRun(ctx, PurgeRun{StartedAt: started, FinishedAt: time.Now(), Report: rep}); err != nil {
+		return rep, fmt.Errorf("purge: %w", err)
 	}
 	return rep, nil
 }

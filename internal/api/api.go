@@ -26,6 +26,7 @@
 //	sync.go           sync now, and the sync block of a connection's view
 //	twilio.go         Twilio delivery callbacks
 //	health.go         liveness and readiness
+//	openapi.go        the embedded OpenAPI document (openapi.yaml) and /metrics access
 package api
 
 import (
@@ -55,6 +56,9 @@ type Config struct {
 	// (HMAC-SHA256, at least google.MinStateKeyLen = 32 bytes). Shorter or
 	// empty: the Google routes answer 503 not_configured.
 	OAuthStateKey []byte
+	// MetricsToken, when set, is the bearer token GET /metrics needs;
+	// empty: /metrics answers loopback clients only.
+	MetricsToken string
 }
 
 // Store is the part of *store.Store the API uses.
@@ -137,6 +141,8 @@ type Deps struct {
 	// Ready reports whether the process can serve (store and queue
 	// reachable). nil: always ready. Its error text is not shown to clients.
 	Ready func(ctx context.Context) error
+	// Metrics serves GET /metrics (a Prometheus handler). nil: 404.
+	Metrics http.Handler
 }
 
 const defaultMaxBatch = 1000
@@ -152,6 +158,8 @@ type server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	ready    func(ctx context.Context) error
+
+	metricsHandler http.Handler
 }
 
 // New returns the HTTP handler of the API.
@@ -170,6 +178,8 @@ func New(cfg Config, d Deps) http.Handler {
 		log:      d.Logger,
 		now:      d.Now,
 		ready:    d.Ready,
+
+		metricsHandler: d.Metrics,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -255,5 +265,7 @@ func (s *server) table() []route {
 		open("POST", "/webhooks/twilio/status", s.twilioStatus),
 		open("GET", "/healthz", s.healthz),
 		open("GET", "/readyz", s.readyz),
+		open("GET", "/openapi.yaml", s.openAPI),
+		open("GET", "/metrics", s.metrics),
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	asynqmetrics "github.com/hibiken/asynq/x/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/termind/termind/connectors/caldav"
 	"github.com/termind/termind/connectors/google"
@@ -21,6 +23,7 @@ import (
 	"github.com/termind/termind/connectors/sms"
 	"github.com/termind/termind/internal/api"
 	"github.com/termind/termind/internal/config"
+	"github.com/termind/termind/internal/metrics"
 	"github.com/termind/termind/internal/secrets"
 	"github.com/termind/termind/internal/store"
 	calsync "github.com/termind/termind/internal/sync"
@@ -82,6 +85,9 @@ type daemon struct {
 	caldavHTTP *http.Client
 	google     *google.OAuth // nil when Google is not configured
 	closers    []func() error
+	// registry holds this process's metrics, served at /metrics.
+	registry *prometheus.Registry
+	metrics  *metrics.Metrics
 }
 
 // openDaemon opens the configured database and connects everything else
@@ -104,7 +110,11 @@ func openDaemon(ctx context.Context, cfg config.Config, lookup func(string) (str
 // migrated store (which the caller keeps ownership of).
 func assembleDaemon(ctx context.Context, cfg config.Config, log *slog.Logger, s *store.Store, keys *secrets.Keyring) (_ *daemon, err error) {
 	d := &daemon{cfg: cfg, log: log, store: s, keys: keys}
+	d.registry = prometheus.NewRegistry()
+	d.metrics = metrics.New(d.registry)
+	metrics.RegisterConnections(d.registry, s, log)
 	d.caldavHTTP = caldav.NewHTTPClient(caldav.Options{AllowPrivate: cfg.CalDAVAllowPrivate})
+	d.caldavHTTP.Transport = d.metrics.Transport(store.ProviderCalDAV, d.caldavHTTP.Transport)
 	if cfg.GoogleConfigured() {
 		d.google, err = google.NewOAuth(google.OAuthConfig{
 			ClientID:     cfg.GoogleClientID,
@@ -113,6 +123,7 @@ func assembleDaemon(ctx context.Context, cfg config.Config, log *slog.Logger, s 
 			AuthURL:      cfg.GoogleAuthURL,
 			TokenURL:     cfg.GoogleTokenURL,
 			RevokeURL:    cfg.GoogleRevokeURL,
+			HTTPClient:   &http.Client{Timeout: 30 * time.Second, Transport: d.metrics.Transport(store.ProviderGoogle, nil)},
 		})
 		if err != nil {
 			return nil, err
@@ -131,6 +142,10 @@ func assembleDaemon(ctx context.Context, cfg config.Config, log *slog.Logger, s 
 	d.closers = append(d.closers, d.redis.Close)
 	d.queue = queue.NewClient(d.redis, cfg.QueueName)
 	d.closers = append(d.closers, d.queue.Close)
+	// asynq's collector reports every queue's size and latency at scrape time.
+	inspector := asynq.NewInspector(d.redis.ConnOpt())
+	d.closers = append(d.closers, inspector.Close)
+	d.registry.MustRegister(asynqmetrics.NewQueueMetricsCollector(inspector))
 
 	d.renderer, err = templates.New(cfg.TemplatesDir)
 	if err != nil {
@@ -210,6 +225,8 @@ func (d *daemon) handler() http.Handler {
 		Logger:   d.log,
 		Now:      time.Now,
 		Ready:    d.ready,
+		Metrics:  d.metricsHandler(),
+		Observer: d.metrics,
 	}
 	if d.google != nil {
 		deps.Google = d.google
@@ -218,6 +235,7 @@ func (d *daemon) handler() http.Handler {
 		PublicURL:       d.cfg.PublicURL,
 		TwilioAuthToken: d.cfg.TwilioAuthToken,
 		OAuthStateKey:   d.keys.SigningKey("oauth-state"),
+		MetricsToken:    d.cfg.MetricsToken,
 	}, deps)
 }
 
@@ -237,14 +255,16 @@ func (d *daemon) notifier() *workers.Notifier {
 		MaxAttempts: d.cfg.MaxAttempts,
 		Backoff:     workers.ExponentialBackoff(d.cfg.RetryBase, d.cfg.RetryMax),
 		Logger:      d.log,
+		Metrics:     d.metrics,
 	})
 }
 
 // syncEngine is the calendar sync engine with one remote per provider.
 func (d *daemon) syncEngine() *calsync.Engine {
 	return calsync.New(calsync.Config{
-		Store:  d.store,
-		Logger: d.log,
+		Store:   d.store,
+		Logger:  d.log,
+		Metrics: d.metrics,
 		Remotes: map[string]calsync.RemoteFactory{
 			store.ProviderCalDAV: caldavremote.Factory(d.caldavHTTP, d.log),
 		},
@@ -292,7 +312,7 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 				Poll:  poller.Poll,
 				Grace: 2 * d.cfg.SweepInterval, Logger: d.log,
 			}),
-			workers.NewPurger(workers.PurgerConfig{Store: d.store, Archive: queue.NewInspector(d.redis, d.cfg.QueueName), BatchSize: purgeBatch, Logger: d.log}))
+			workers.NewPurger(workers.PurgerConfig{Store: d.store, Archive: queue.NewInspector(d.redis, d.cfg.QueueName), BatchSize: purgeBatch, Logger: d.log, Metrics: d.metrics}))
 		workers.RegisterRevoker(mux, d.revoker())
 		workers.RegisterSync(mux, workers.NewSyncer(workers.SyncerConfig{Engine: d.syncEngine(), Store: d.store, Logger: d.log}))
 		if err := srv.Start(mux); err != nil {
@@ -345,6 +365,13 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 		d.log.Info("listening", "addr", ln.Addr().String(), "public_url", d.cfg.PublicURL)
 	} else if ln != nil {
 		ln.Close()
+	}
+	if !slices.Contains(roles, roleAPI) && d.cfg.MetricsListen != "" {
+		if err := d.serveMetrics(ctx, &wg, fail); err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
 	}
 
 	d.log.Info("termind running", "version", version, "roles", strings.Join(roles, ","),

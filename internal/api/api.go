@@ -143,6 +143,15 @@ type Deps struct {
 	Ready func(ctx context.Context) error
 	// Metrics serves GET /metrics (a Prometheus handler). nil: 404.
 	Metrics http.Handler
+	// Observer counts the notification states the API sets (cancelled,
+	// delivered, undelivered). nil: none.
+	Observer NotificationObserver
+}
+
+// NotificationObserver is told each state a notification reaches
+// (*metrics.Metrics).
+type NotificationObserver interface {
+	NotificationState(channel, template, status string)
 }
 
 const defaultMaxBatch = 1000
@@ -160,6 +169,7 @@ type server struct {
 	ready    func(ctx context.Context) error
 
 	metricsHandler http.Handler
+	observer       NotificationObserver
 }
 
 // New returns the HTTP handler of the API.
@@ -180,6 +190,7 @@ func New(cfg Config, d Deps) http.Handler {
 		ready:    d.Ready,
 
 		metricsHandler: d.Metrics,
+		observer:       d.Observer,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -189,6 +200,9 @@ func New(cfg Config, d Deps) http.Handler {
 	}
 	if s.ready == nil {
 		s.ready = func(context.Context) error { return nil }
+	}
+	if s.observer == nil {
+		s.observer = noObserver{}
 	}
 
 	mux := http.NewServeMux()

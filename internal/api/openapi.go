@@ -52,3 +52,7 @@ func loopbackPeer(r *http.Request) bool {
 	addr, err := netip.ParseAddr(host)
 	return err == nil && addr.Unmap().IsLoopback()
 }
+
+type noObserver struct{}
+
+func (noObserver) NotificationState(string, string, string) {}

@@ -2,10 +2,15 @@ package workers
 
 import "time"
 
+// StateMetrics is told each state a notification reaches.
+type StateMetrics interface {
+	NotificationState(channel, template, status string)
+}
+
 // NotifyMetrics receives what the notifier observes (*metrics.Metrics):
 // each state a notification reaches, and how long each provider call took.
 type NotifyMetrics interface {
-	NotificationState(channel, template, status string)
+	StateMetrics
 	ProviderRequest(provider string, d time.Duration, err error)
 }
 

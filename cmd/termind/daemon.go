@@ -310,7 +310,7 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 			workers.NewSweeper(workers.SweeperConfig{
 				Store: d.store, Queue: d.queue, Revoking: d.store, Revokes: d.queue,
 				Poll:  poller.Poll,
-				Grace: 2 * d.cfg.SweepInterval, Logger: d.log,
+				Grace: 2 * d.cfg.SweepInterval, Logger: d.log, Metrics: d.metrics,
 			}),
 			workers.NewPurger(workers.PurgerConfig{Store: d.store, Archive: queue.NewInspector(d.redis, d.cfg.QueueName), BatchSize: purgeBatch, Logger: d.log, Metrics: d.metrics}))
 		workers.RegisterRevoker(mux, d.revoker())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -149,5 +150,57 @@ func TestMetricsThroughTheDaemon(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestWorkerServesMetrics: a process without the api role serves
+// /metrics and /readyz on TERMIND_METRICS_LISTEN, and nothing of the API.
+func TestWorkerServesMetrics(t *testing.T) {
+	t.Parallel()
+	st := newStack(t, store.DialectSQLite)
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := probe.Addr().String()
+	probe.Close()
+	worker := *st
+	worker.cfg.MetricsListen = addr
+	worker.start(nil, []string{roleWorker})
+
+	base := "http://" + addr
+	waitFor(t, 5*time.Second, "the worker's metrics listener", func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	// Mail sent while two workers run: the counters of both processes add up to one send.
+	id := st.post(mailRequest("worker-metrics")).ID
+	st.waitStatus(id, "sent")
+	worker.url = base
+	sent := 0.0
+	for _, fams := range []map[string]*dto.MetricFamily{st.scrape(), worker.scrape()} {
+		if m, ok := series(fams, "termind_notifications_total", map[string]string{"status": "sent"}); ok {
+			sent += value(m)
+		}
+		if _, ok := series(fams, "asynq_queue_size", map[string]string{"queue": st.cfg.QueueName}); !ok {
+			t.Errorf("a process lacks the queue series")
+		}
+	}
+	if sent != 1 {
+		t.Errorf("sent counted %v times over both processes, want 1", sent)
+	}
+	req, _ := http.NewRequest("GET", base+"/v1/connections", nil)
+	req.Header.Set("Authorization", "Bearer "+st.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the API through the metrics listener: %d, want 401 (no API there)", resp.StatusCode)
 	}
 }

@@ -14,8 +14,10 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 
+	"github.com/termind/termind/connectors/caldav/caldavtest"
 	"github.com/termind/termind/internal/store"
 )
 
@@ -200,15 +202,54 @@ func TestOpenAPIExamplesMatchSchemas(t *testing.T) {
 	}
 }
 
+// responseChecker validates recorded answers against the responses the
+// document declares for their method, path and status.
+type responseChecker struct {
+	t      *testing.T
+	router routers.Router
+}
+
+func newResponseChecker(t *testing.T) responseChecker {
+	t.Helper()
+	router, err := legacy.NewRouter(loadOpenAPI(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return responseChecker{t: t, router: router}
+}
+
+// check validates w as the answer to method path; status is what the
+// test expects the API to answer.
+func (c responseChecker) check(method, path string, status int, w *httptest.ResponseRecorder) {
+	c.t.Helper()
+	if w.Code != status {
+		c.t.Errorf("%s %s: status %d, want %d (%s)", method, path, w.Code, status, w.Body)
+		return
+	}
+	req := httptest.NewRequest(method, "http://127.0.0.1:8080"+path, nil)
+	route, params, err := c.router.FindRoute(req)
+	if err != nil {
+		c.t.Errorf("%s %s: not in the document: %v", method, path, err)
+		return
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}},
+		Status:  w.Code,
+		Header:  w.Header(),
+		Body:    io.NopCloser(bytes.NewReader(w.Body.Bytes())),
+		Options: &openapi3filter.Options{IncludeResponseStatus: true},
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		c.t.Errorf("%s %s → %d does not match the document: %v\nbody: %s", method, path, w.Code, err, w.Body)
+	}
+}
+
 // TestOpenAPIMatchesResponses validates real answers of the API against
 // the documented response schemas (which refuse undocumented fields).
 func TestOpenAPIMatchesResponses(t *testing.T) {
 	t.Parallel()
-	doc := loadOpenAPI(t)
-	router, err := legacy.NewRouter(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newResponseChecker(t)
 	e := newEnv(t, store.DialectSQLite)
 	ntf := e.createOK(mustJSON(t, emailRequest("openapi-1")))
 	sms := mustJSON(t, smsRequest("openapi-2"))
@@ -229,39 +270,57 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"POST", "/v1/subjects/cust-1/restrict", "", 200},
 		{"POST", "/v1/subjects/cust-1/unrestrict", "", 200},
 		{"PUT", "/v1/appointments/appt-1", appt, 201},
+		{"PUT", "/v1/appointments/appt-1", appt, 200},
 		{"DELETE", "/v1/appointments/appt-1", "", 200},
 		{"GET", "/v1/subjects/cust-1/busy?from=2030-03-01T00:00:00Z&to=2030-03-08T00:00:00Z", "", 200},
 		{"GET", "/v1/connections?subject_id=cust-1", "", 200},
 		{"GET", "/v1/subjects/cust-1/export", "", 200},
 		{"DELETE", "/v1/notifications/" + ntf, "", 200},
+		{"DELETE", "/v1/notifications/" + ntf, "", 409},
 		{"DELETE", "/v1/subjects/cust-1", "", 202},
 		{"GET", "/healthz", "", 200},
 		{"GET", "/readyz", "", 200},
 	}
-	for _, c := range cases {
-		w := e.do(c.method, c.path, e.token, c.body)
-		if w.Code != c.status {
-			t.Errorf("%s %s: status %d, want %d (%s)", c.method, c.path, w.Code, c.status, w.Body)
-			continue
-		}
-		req := httptest.NewRequest(c.method, "http://127.0.0.1:8080"+c.path, nil)
-		route, params, err := router.FindRoute(req)
-		if err != nil {
-			t.Errorf("%s %s: not in the document: %v", c.method, c.path, err)
-			continue
-		}
-		in := &openapi3filter.ResponseValidationInput{
-			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
-				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}},
-			Status:  w.Code,
-			Header:  w.Header(),
-			Body:    io.NopCloser(bytes.NewReader(w.Body.Bytes())),
-			Options: &openapi3filter.Options{IncludeResponseStatus: true},
-		}
-		if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-			t.Errorf("%s %s → %d does not match the document: %v\nbody: %s", c.method, c.path, w.Code, err, w.Body)
-		}
+	for _, tc := range cases {
+		c.check(tc.method, tc.path, tc.status, e.do(tc.method, tc.path, e.token, tc.body))
 	}
+	ingest, _ := e.ingestKey()
+	c.check("GET", "/v1/subjects/cust-1/export", 403, e.do("GET", "/v1/subjects/cust-1/export", ingest, ""))
+	c.check("GET", "/v1/connections", 401, e.do("GET", "/v1/connections", "", ""))
+}
+
+// TestOpenAPIMatchesConnectionResponses: the same for the calendar
+// routes, against Radicale and the Google fake.
+func TestOpenAPIMatchesConnectionResponses(t *testing.T) {
+	t.Parallel()
+	c := newResponseChecker(t)
+	r := caldavtest.StartRadicale(t)
+	r.MakeCalendar(t, "alice", "Office")
+	e := newEnv(t, store.DialectSQLite, withCalDAV(privateConnector()))
+	w := e.do("POST", "/v1/connections/caldav", e.token, mustJSON(t, caldavBody(r.URL)))
+	c.check("POST", "/v1/connections/caldav", 201, w)
+	var conn connectionView
+	decodeBody(t, w, &conn)
+	byID := "/v1/connections/" + conn.ID
+	c.check("GET", byID, 200, e.do("GET", byID, e.token, ""))
+	c.check("GET", "/v1/connections", 200, e.do("GET", "/v1/connections", e.token, ""))
+	c.check("POST", byID+"/sync", 202, e.do("POST", byID+"/sync", e.token, `{"full":true}`))
+	c.check("POST", "/v1/connections/caldav", 422, e.do("POST", "/v1/connections/caldav", e.token, mustJSON(t, with(caldavBody(r.URL), "privacy", "all"))))
+	c.check("POST", byID+"/revoke", 202, e.do("POST", byID+"/revoke", e.token, `{"reason":"customer request"}`))
+	c.check("POST", byID+"/revoke", 202, e.do("POST", byID+"/revoke", e.token, ""))
+	if err := e.store.FinishRevocation(e.ctx(), conn.ID, e.now); err != nil {
+		t.Fatal(err)
+	}
+	c.check("POST", byID+"/revoke", 200, e.do("POST", byID+"/revoke", e.token, ""))
+	c.check("POST", byID+"/sync", 409, e.do("POST", byID+"/sync", e.token, ""))
+	c.check("GET", "/v1/connections/con_missing", 404, e.do("GET", "/v1/connections/con_missing", e.token, ""))
+
+	g := newGoogleEnv(t, store.DialectSQLite, nil)
+	c.check("POST", "/v1/connections/google/authorize", 200,
+		g.do("POST", "/v1/connections/google/authorize", g.token, mustJSON(t, authorizeBody("cust-g"))))
+	c.check("GET", "/oauth/google/callback?state=forged", 400, g.do("GET", "/oauth/google/callback?state=forged", "", ""))
+	c.check("POST", "/v1/connections/google/authorize", 503,
+		e.do("POST", "/v1/connections/google/authorize", e.token, mustJSON(t, authorizeBody("cust-g"))))
 }
 
 func TestMetricsAccess(t *testing.T) {

@@ -262,12 +262,12 @@ func (d *daemon) notifier() *workers.Notifier {
 // syncEngine is the calendar sync engine with one remote per provider.
 func (d *daemon) syncEngine() *calsync.Engine {
 	return calsync.New(calsync.Config{
-		Store:   d.store,
-		Logger:  d.log,
-		Metrics: d.metrics,
+		Store:  d.store,
+		Logger: d.log,
 		Remotes: map[string]calsync.RemoteFactory{
 			store.ProviderCalDAV: caldavremote.Factory(d.caldavHTTP, d.log),
 		},
+		Metrics: d.metrics,
 	})
 }
 

@@ -114,6 +114,8 @@ type NotifierConfig struct {
 	Backoff func(attempt int) time.Duration
 	Now     func() time.Time
 	Logger  *slog.Logger
+	// Metrics counts states reached and times provider calls; nil: none.
+	Metrics NotifyMetrics
 }
 
 // Notifier handles notify:send: claim, re-check consent, render, send,
@@ -140,6 +142,9 @@ func NewNotifier(cfg NotifierConfig) *Notifier {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	return &Notifier{cfg: cfg, log: cfg.Logger}
 }
@@ -265,6 +270,7 @@ func (nt *Notifier) attemptChecked(ctx context.Context, n store.Notification, te
 		if err != nil {
 			return failed(ReasonRender, ReasonRender, err.Error())
 		}
+		start := time.Now()
 		providerID, sendErr = nt.cfg.Mail.Send(ctx, mail.Message{
 			ID:      n.ID,
 			From:    nt.cfg.MailFrom,
@@ -273,6 +279,7 @@ func (nt *Notifier) attemptChecked(ctx context.Context, n store.Notification, te
 			Text:    m.Text,
 			HTML:    m.HTML,
 		})
+		nt.cfg.Metrics.ProviderRequest(provider, time.Since(start), sendErr)
 	case store.ChannelSMS:
 		provider = "twilio"
 		if nt.cfg.SMS == nil {
@@ -286,7 +293,9 @@ func (nt *Notifier) attemptChecked(ctx context.Context, n store.Notification, te
 		if nt.cfg.PublicURL != "" {
 			msg.StatusCallback = strings.TrimRight(nt.cfg.PublicURL, "/") + twilioStatusCallbackPath
 		}
+		start := time.Now()
 		providerID, sendErr = nt.cfg.SMS.Send(ctx, msg)
+		nt.cfg.Metrics.ProviderRequest(provider, time.Since(start), sendErr)
 	default:
 		return failed(ReasonUnknownChannel, "", "unknown channel")
 	}
@@ -469,6 +478,7 @@ func (nt *Notifier) finish(ctx context.Context, n store.Notification, r store.At
 	for i := range tries {
 		_, err = nt.cfg.Store.FinishAttempt(ctx, n.ID, nt.cfg.Now(), r)
 		if err == nil {
+			nt.cfg.Metrics.NotificationState(n.Channel, n.Template, r.Status)
 			nt.log.Info("notify: done", "notification_id", n.ID, "tenant_id", n.TenantID,
 				"channel", n.Channel, "status", r.Status, "reason", r.Reason, "attempt", len(n.Attempts)+1)
 			return nil

@@ -183,6 +183,7 @@ func (nt *Notifier) recordBatch(ctx context.Context, rows []store.Notification, 
 			nt.log.Warn("notify: claim lost before recording", "notification_id", n.ID, "status", r.Status)
 			continue
 		}
+		nt.cfg.Metrics.NotificationState(n.Channel, n.Template, r.Status)
 		nt.log.Debug("notify: done", "notification_id", n.ID, "tenant_id", n.TenantID,
 			"channel", n.Channel, "status", r.Status, "reason", r.Reason, "attempt", len(n.Attempts)+1)
 		nt.enqueueRetry(ctx, n, r)

@@ -29,6 +29,8 @@ type PurgerConfig struct {
 	BatchSize int // default 10000
 	Now       func() time.Time
 	Logger    *slog.Logger
+	// Metrics counts purged rows; nil: none.
+	Metrics PurgeMetrics
 }
 
 // Purger handles retention:purge: personal data whose retention ended is
@@ -50,6 +52,9 @@ func NewPurger(cfg PurgerConfig) *Purger {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	return &Purger{cfg: cfg, log: cfg.Logger}
 }
 
@@ -65,6 +70,9 @@ func (p *Purger) Purge(ctx context.Context, dryRun bool) (store.PurgeReport, err
 	rep, err := p.cfg.Store.PurgeExpired(ctx, p.cfg.Now(), p.cfg.BatchSize, dryRun)
 	if err != nil {
 		return rep, fmt.Errorf("purge: %w", err)
+	}
+	if !dryRun {
+		p.cfg.Metrics.Purged(rep.Notifications)
 	}
 	archived := 0
 	if !dryRun && p.cfg.Archive != nil {

@@ -59,6 +59,8 @@ type SweeperConfig struct {
 	MaxPages  int
 	Now       func() time.Time
 	Logger    *slog.Logger
+	// Metrics counts interrupted sends marked failed; nil: none.
+	Metrics StateMetrics
 }
 
 // SweepReport counts what one sweep did.
@@ -96,6 +98,9 @@ func NewSweeper(cfg SweeperConfig) *Sweeper {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -145,10 +150,11 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 		errs = append(errs, fmt.Errorf("stale sending: %w", err))
 	}
 	for _, id := range stale {
-		_, err := s.cfg.Store.MarkInterrupted(ctx, id, now)
+		n, err := s.cfg.Store.MarkInterrupted(ctx, id, now)
 		switch {
 		case err == nil:
 			rep.Interrupted++
+			s.cfg.Metrics.NotificationState(n.Channel, n.Template, n.Status)
 			s.log.Warn("sweep: interrupted send, outcome unknown", "notification_id", id)
 		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
 			// Finished or purged meanwhile.

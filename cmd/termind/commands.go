@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/termind/termind/internal/config"
 	"github.com/termind/termind/internal/secrets"
@@ -158,16 +160,38 @@ func (c *cli) apikey(ctx context.Context, args []string) error {
 func (c *cli) purge(ctx context.Context, args []string) error {
 	fs := newFlags("purge", c.stderr)
 	dryRun := fs.Bool("dry-run", false, "count what would be deleted, delete nothing")
+	output := fs.String("output", "text", "text or json")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkOutput(*output); err != nil {
 		return err
 	}
 	return c.withStore(ctx, func(cfg config.Config, s *store.Store) error {
 		// The CLI purges the store only; archived queue tasks are cleaned by
 		// the daemon's hourly retention:purge, which holds the queue.
-		p := workers.NewPurger(workers.PurgerConfig{Store: s, BatchSize: purgeBatch, Logger: c.logger(cfg)})
-		rep, err := p.Purge(ctx, *dryRun)
+		var rep store.PurgeReport
+		var err error
+		if *dryRun {
+			rep, err = workers.NewPurger(workers.PurgerConfig{Store: s, BatchSize: purgeBatch, Logger: c.logger(cfg)}).Purge(ctx, true)
+		} else {
+			rep, err = s.PurgeExpiredProgress(ctx, time.Now(), purgeBatch, func(step string, r store.PurgeReport) {
+				switch step {
+				case store.PurgeStepNotifications:
+					fmt.Fprintf(c.stderr, "purge: batch %d: %d notifications deleted so far\n", r.Batches, r.Notifications)
+				case store.PurgeStepAudit:
+					fmt.Fprintf(c.stderr, "purge: %d expired audit entries deleted\n", r.Audit)
+				case store.PurgeStepOAuthStates:
+					fmt.Fprintf(c.stderr, "purge: %d expired OAuth states deleted\n", r.OAuthStates)
+				}
+			})
+		}
 		if err != nil {
 			return err
+		}
+		if *output == "json" {
+			return writeJSON(c.stdout, map[string]any{"dry_run": *dryRun, "notifications": rep.Notifications,
+				"batches": rep.Batches, "audit": rep.Audit, "oauth_states": rep.OAuthStates})
 		}
 		verb := "deleted"
 		if *dryRun {
@@ -176,4 +200,19 @@ func (c *cli) purge(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "%s %d expired notifications in %d batches\n", verb, rep.Notifications, rep.Batches)
 		return nil
 	})
+}
+
+// checkOutput validates an --output flag.
+func checkOutput(output string) error {
+	if output != "text" && output != "json" {
+		return fmt.Errorf("%w: --output must be text or json, got %q", errUsage, output)
+	}
+	return nil
+}
+
+// writeJSON prints v indented, for --output json.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -39,8 +38,8 @@ func (c *cli) connectionsList(ctx context.Context, args []string) error {
 	if *tenantID == "" {
 		return fmt.Errorf("%w: --tenant is required", errUsage)
 	}
-	if *output != "text" && *output != "json" {
-		return fmt.Errorf("%w: --output must be text or json, got %q", errUsage, *output)
+	if err := checkOutput(*output); err != nil {
+		return err
 	}
 	return c.withStore(ctx, func(_ config.Config, s *store.Store) error {
 		conns, err := s.ListConnections(ctx, *tenantID, *subjectID)
@@ -52,9 +51,7 @@ func (c *cli) connectionsList(ctx context.Context, args []string) error {
 			for _, cn := range conns {
 				items = append(items, newConnectionLine(cn))
 			}
-			enc := json.NewEncoder(c.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(map[string]any{"items": items})
+			return writeJSON(c.stdout, map[string]any{"items": items})
 		}
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tSUBJECT\tPROVIDER\tSTATE\tPRIVACY\tDIRECTION\tLAST SYNC")

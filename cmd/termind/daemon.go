@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	asynqmetrics "github.com/hibiken/asynq/x/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/termind/termind/connectors/caldav"
 	"github.com/termind/termind/connectors/google"
@@ -21,6 +23,7 @@ import (
 	"github.com/termind/termind/connectors/sms"
 	"github.com/termind/termind/internal/api"
 	"github.com/termind/termind/internal/config"
+	"github.com/termind/termind/internal/metrics"
 	"github.com/termind/termind/internal/secrets"
 	"github.com/termind/termind/internal/store"
 	calsync "github.com/termind/termind/internal/sync"
@@ -86,6 +89,9 @@ type daemon struct {
 	// this process's syncs.
 	googlePace *google.Pacer
 	closers    []func() error
+	// registry holds this process's metrics, served at /metrics.
+	registry *prometheus.Registry
+	metrics  *metrics.Metrics
 }
 
 // openDaemon opens the configured database and connects everything else
@@ -108,7 +114,11 @@ func openDaemon(ctx context.Context, cfg config.Config, lookup func(string) (str
 // migrated store (which the caller keeps ownership of).
 func assembleDaemon(ctx context.Context, cfg config.Config, log *slog.Logger, s *store.Store, keys *secrets.Keyring) (_ *daemon, err error) {
 	d := &daemon{cfg: cfg, log: log, store: s, keys: keys}
+	d.registry = prometheus.NewRegistry()
+	d.metrics = metrics.New(d.registry)
+	metrics.RegisterConnections(d.registry, s, log)
 	d.caldavHTTP = caldav.NewHTTPClient(caldav.Options{AllowPrivate: cfg.CalDAVAllowPrivate})
+	d.caldavHTTP.Transport = d.metrics.Transport(store.ProviderCalDAV, d.caldavHTTP.Transport)
 	if cfg.GoogleConfigured() {
 		d.google, err = google.NewOAuth(google.OAuthConfig{
 			ClientID:     cfg.GoogleClientID,
@@ -117,6 +127,7 @@ func assembleDaemon(ctx context.Context, cfg config.Config, log *slog.Logger, s 
 			AuthURL:      cfg.GoogleAuthURL,
 			TokenURL:     cfg.GoogleTokenURL,
 			RevokeURL:    cfg.GoogleRevokeURL,
+			HTTPClient:   &http.Client{Timeout: 30 * time.Second, Transport: d.metrics.Transport(store.ProviderGoogle, nil)},
 		})
 		if err != nil {
 			return nil, err
@@ -136,6 +147,10 @@ func assembleDaemon(ctx context.Context, cfg config.Config, log *slog.Logger, s 
 	d.closers = append(d.closers, d.redis.Close)
 	d.queue = queue.NewClient(d.redis, cfg.QueueName)
 	d.closers = append(d.closers, d.queue.Close)
+	// asynq's collector reports every queue's size and latency at scrape time.
+	inspector := asynq.NewInspector(d.redis.ConnOpt())
+	d.closers = append(d.closers, inspector.Close)
+	d.registry.MustRegister(asynqmetrics.NewQueueMetricsCollector(inspector))
 
 	d.renderer, err = templates.New(cfg.TemplatesDir)
 	if err != nil {
@@ -215,6 +230,8 @@ func (d *daemon) handler() http.Handler {
 		Logger:   d.log,
 		Now:      time.Now,
 		Ready:    d.ready,
+		Metrics:  d.metricsHandler(),
+		Observer: d.metrics,
 	}
 	if d.google != nil {
 		deps.Google = d.google
@@ -224,6 +241,7 @@ func (d *daemon) handler() http.Handler {
 		TwilioAuthToken: d.cfg.TwilioAuthToken,
 		OAuthStateKey:   d.keys.SigningKey("oauth-state"),
 		PushDebounce:    d.cfg.GooglePushDebounce,
+		MetricsToken:    d.cfg.MetricsToken,
 	}, deps)
 }
 
@@ -243,6 +261,7 @@ func (d *daemon) notifier() *workers.Notifier {
 		MaxAttempts: d.cfg.MaxAttempts,
 		Backoff:     workers.ExponentialBackoff(d.cfg.RetryBase, d.cfg.RetryMax),
 		Logger:      d.log,
+		Metrics:     d.metrics,
 	})
 }
 
@@ -254,7 +273,7 @@ func (d *daemon) syncEngine() *calsync.Engine {
 	if d.google != nil {
 		remotes[store.ProviderGoogle] = googleremote.Factory(d.googleRemote())
 	}
-	return calsync.New(calsync.Config{Store: d.store, Logger: d.log, Remotes: remotes})
+	return calsync.New(calsync.Config{Store: d.store, Logger: d.log, Remotes: remotes, Metrics: d.metrics})
 }
 
 // syncProviders are the providers the engine has a remote for.
@@ -266,7 +285,8 @@ func (d *daemon) syncProviders() []string {
 }
 
 func (d *daemon) googleRemote() googleremote.Config {
-	return googleremote.Config{OAuth: d.google, Store: d.store, APIURL: d.cfg.GoogleAPIURL, Pacer: d.googlePace, Logger: d.log}
+	return googleremote.Config{OAuth: d.google, Store: d.store, APIURL: d.cfg.GoogleAPIURL, Pacer: d.googlePace, Logger: d.log,
+		HTTPClient: &http.Client{Timeout: time.Minute, Transport: d.metrics.Transport(store.ProviderGoogle, nil)}}
 }
 
 // watcher opens and renews Google push channels; nil when Google is not
@@ -351,9 +371,9 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 			workers.NewSweeper(workers.SweeperConfig{
 				Store: d.store, Queue: d.queue, Revoking: d.store, Revokes: d.queue,
 				Poll:  poll,
-				Grace: 2 * d.cfg.SweepInterval, Logger: d.log,
+				Grace: 2 * d.cfg.SweepInterval, Logger: d.log, Metrics: d.metrics,
 			}),
-			workers.NewPurger(workers.PurgerConfig{Store: d.store, Archive: queue.NewInspector(d.redis, d.cfg.QueueName), BatchSize: purgeBatch, Logger: d.log}))
+			workers.NewPurger(workers.PurgerConfig{Store: d.store, Archive: queue.NewInspector(d.redis, d.cfg.QueueName), BatchSize: purgeBatch, Logger: d.log, Metrics: d.metrics}))
 		workers.RegisterRevoker(mux, d.revoker(watcher))
 		workers.RegisterWatch(mux, watcher)
 		workers.RegisterSync(mux, workers.NewSyncer(workers.SyncerConfig{Engine: d.syncEngine(), Store: d.store, Logger: d.log}))
@@ -407,6 +427,13 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 		d.log.Info("listening", "addr", ln.Addr().String(), "public_url", d.cfg.PublicURL)
 	} else if ln != nil {
 		ln.Close()
+	}
+	if !slices.Contains(roles, roleAPI) && d.cfg.MetricsListen != "" {
+		if err := d.serveMetrics(ctx, &wg, fail); err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
 	}
 
 	d.log.Info("termind running", "version", version, "roles", strings.Join(roles, ","),

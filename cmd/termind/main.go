@@ -26,12 +26,12 @@ Usage:
   termind migrate
   termind tenant create NAME
   termind apikey create --tenant ID --role ingest|admin
-  termind purge [--dry-run]
+  termind purge [--dry-run] [--output text|json]
   termind connections list --tenant ID [--subject ID] [--output text|json]
   termind connections revoke ID --tenant ID --reason TEXT
   termind secrets rotate
   termind subject export|erase ID --tenant ID
-  termind sync CONNECTION [--full] [--wait]
+  termind sync CONNECTION [--full] [--wait] [--output text|json]
   termind version
 
 Configuration comes from TERMIND_* environment variables (see README.md);

@@ -20,10 +20,12 @@ func (c *cli) secrets(ctx context.Context, args []string) error {
 		return err
 	}
 	return c.withStore(ctx, func(_ config.Config, s *store.Store) error {
+		// A line per batch: readable in logs and CI output, not only on a terminal.
+		batch := 0
 		n, err := s.RotateSecrets(ctx, func(done int) {
-			fmt.Fprintf(c.stderr, "\rre-encrypted %d values", done)
+			batch++
+			fmt.Fprintf(c.stderr, "secrets rotate: batch %d: %d values re-encrypted so far\n", batch, done)
 		})
-		fmt.Fprintln(c.stderr)
 		if err != nil {
 			return fmt.Errorf("secrets rotate: %w (%d values re-encrypted before the error; run it again)", err, n)
 		}

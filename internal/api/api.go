@@ -26,6 +26,7 @@
 //	sync.go           sync now, and the sync block of a connection's view
 //	twilio.go         Twilio delivery callbacks
 //	health.go         liveness and readiness
+//	openapi.go        the embedded OpenAPI document (openapi.yaml) and /metrics access
 package api
 
 import (
@@ -58,6 +59,9 @@ type Config struct {
 	// (HMAC-SHA256, at least google.MinStateKeyLen = 32 bytes). Shorter or
 	// empty: the Google routes answer 503 not_configured.
 	OAuthStateKey []byte
+	// MetricsToken, when set, is the bearer token GET /metrics needs;
+	// empty: /metrics answers loopback clients only.
+	MetricsToken string
 }
 
 // Store is the part of *store.Store the API uses.
@@ -141,6 +145,17 @@ type Deps struct {
 	// Ready reports whether the process can serve (store and queue
 	// reachable). nil: always ready. Its error text is not shown to clients.
 	Ready func(ctx context.Context) error
+	// Metrics serves GET /metrics (a Prometheus handler). nil: 404.
+	Metrics http.Handler
+	// Observer counts the notification states the API sets (cancelled,
+	// delivered, undelivered). nil: none.
+	Observer NotificationObserver
+}
+
+// NotificationObserver is told each state a notification reaches
+// (*metrics.Metrics).
+type NotificationObserver interface {
+	NotificationState(channel, template, status string)
 }
 
 const defaultMaxBatch = 1000
@@ -156,6 +171,9 @@ type server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	ready    func(ctx context.Context) error
+
+	metricsHandler http.Handler
+	observer       NotificationObserver
 }
 
 // New returns the HTTP handler of the API.
@@ -174,6 +192,9 @@ func New(cfg Config, d Deps) http.Handler {
 		log:      d.Logger,
 		now:      d.Now,
 		ready:    d.Ready,
+
+		metricsHandler: d.Metrics,
+		observer:       d.Observer,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -183,6 +204,9 @@ func New(cfg Config, d Deps) http.Handler {
 	}
 	if s.ready == nil {
 		s.ready = func(context.Context) error { return nil }
+	}
+	if s.observer == nil {
+		s.observer = noObserver{}
 	}
 
 	mux := http.NewServeMux()
@@ -260,5 +284,7 @@ func (s *server) table() []route {
 		open("POST", "/webhooks/google", s.googlePush),
 		open("GET", "/healthz", s.healthz),
 		open("GET", "/readyz", s.readyz),
+		open("GET", "/openapi.yaml", s.openAPI),
+		open("GET", "/metrics", s.metrics),
 	}
 }

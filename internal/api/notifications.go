@@ -390,6 +390,7 @@ func (s *server) cancelNotification(w http.ResponseWriter, r *http.Request, key 
 	case err != nil:
 		s.internalError(w, r, "cancel notification", err)
 	default:
+		s.observer.NotificationState(n.Channel, n.Template, n.Status)
 		writeJSON(w, http.StatusOK, notificationCreated{ID: n.ID, Status: n.Status})
 	}
 }

@@ -66,6 +66,8 @@ func (s *server) twilioStatus(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.internalError(w, r, "update delivery status", err)
 		return
+	default:
+		s.observer.NotificationState(n.Channel, n.Template, n.Status)
 	}
 	if r.PostForm.Get("ErrorCode") == twilioOptedOut && n.SubjectID != "" {
 		if err := s.store.SetSMSOptedOut(r.Context(), n.TenantID, n.SubjectID); err != nil {

@@ -73,6 +73,13 @@ type Config struct {
 
 	LogLevel  string // TERMIND_LOG_LEVEL: debug | info | warn | error
 	LogFormat string // TERMIND_LOG_FORMAT: text | json
+
+	// MetricsToken is the bearer token GET /metrics needs; "" serves it to
+	// loopback clients only (TERMIND_METRICS_TOKEN).
+	MetricsToken string
+	// MetricsListen is where a process without the api role (a worker)
+	// serves /metrics; "" serves none there (TERMIND_METRICS_LISTEN).
+	MetricsListen string
 }
 
 // Defaults used when a variable is unset.
@@ -137,6 +144,9 @@ func Load(lookup Lookup) (Config, error) {
 
 		LogLevel:  r.oneOf("TERMIND_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat: r.oneOf("TERMIND_LOG_FORMAT", "text", "text", "json"),
+
+		MetricsToken:  r.secret("TERMIND_METRICS_TOKEN", ""),
+		MetricsListen: r.str("TERMIND_METRICS_LISTEN", ""),
 	}
 	if err := errors.Join(r.errs...); err != nil {
 		return Config{}, err
@@ -160,6 +170,11 @@ func (c Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("TERMIND_LISTEN: must be host:port, got %q", c.Listen))
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("TERMIND_METRICS_LISTEN: must be host:port, got %q", c.MetricsListen))
+		}
 	}
 	if c.RetryBase > c.RetryMax {
 		errs = append(errs, errors.New("TERMIND_RETRY_BASE: must not exceed TERMIND_RETRY_MAX"))

@@ -87,6 +87,8 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"twilio without token", map[string]string{"TERMIND_TWILIO_ACCOUNT_SID": "AC1", "TERMIND_TWILIO_FROM": "+491510000000"}, "TERMIND_TWILIO_AUTH_TOKEN: both are required"},
 		{"bad bool", map[string]string{"TERMIND_CALDAV_ALLOW_PRIVATE": "sometimes"}, "TERMIND_CALDAV_ALLOW_PRIVATE: must be true or false"},
 		{"google half configured", map[string]string{"TERMIND_GOOGLE_CLIENT_ID": "id"}, "TERMIND_GOOGLE_CLIENT_SECRET: set both or neither"},
+		{"bad metrics listen", map[string]string{"TERMIND_METRICS_LISTEN": "9090"}, "TERMIND_METRICS_LISTEN: must be host:port"},
+		{"metrics token twice", map[string]string{"TERMIND_METRICS_TOKEN": "a", "TERMIND_METRICS_TOKEN_FILE": "/x"}, "TERMIND_METRICS_TOKEN and TERMIND_METRICS_TOKEN_FILE: set only one"},
 		{"twilio from and service", map[string]string{"TERMIND_TWILIO_ACCOUNT_SID": "AC1", "TERMIND_TWILIO_AUTH_TOKEN": "t", "TERMIND_TWILIO_FROM": "+491510000000", "TERMIND_TWILIO_MESSAGING_SERVICE_SID": "MG1"}, "exactly one must be set"},
 	}
 	for _, tc := range cases {

@@ -43,6 +43,13 @@ const pgPurgeBatch = `WITH del AS (
 const sqliteBatchRows = `(SELECT id, tenant_id, created_day, channel, template, status FROM notifications
 	WHERE expires_at <= ? ORDER BY expires_at, id LIMIT ?)`
 
+// Steps PurgeExpiredProgress reports.
+const (
+	PurgeStepNotifications = "notifications"
+	PurgeStepAudit         = "audit"
+	PurgeStepOAuthStates   = "oauth_states"
+)
+
 // PurgeExpired deletes notifications with ExpiresAt <= now in batches of
 // batchSize until a batch comes back short; each batch is first counted into
 // delivery_stats in the same transaction. dryRun counts without deleting.
@@ -53,6 +60,21 @@ const sqliteBatchRows = `(SELECT id, tenant_id, created_day, channel, template, 
 // possibly empty) one included; a dry run reports the batches a real run
 // would take.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time, batchSize int, dryRun bool) (PurgeReport, error) {
+	return s.purgeExpired(ctx, now, batchSize, dryRun, nil)
+}
+
+// PurgeExpiredProgress is PurgeExpired (not a dry run) that calls progress
+// with the report so far after each step: every notification batch, the
+// audit entries, the OAuth states. An operator watching a purge of
+// millions of rows sees it advance.
+func (s *Store) PurgeExpiredProgress(ctx context.Context, now time.Time, batchSize int, progress func(step string, rep PurgeReport)) (PurgeReport, error) {
+	return s.purgeExpired(ctx, now, batchSize, false, progress)
+}
+
+func (s *Store) purgeExpired(ctx context.Context, now time.Time, batchSize int, dryRun bool, progress func(string, PurgeReport)) (PurgeReport, error) {
+	if progress == nil {
+		progress = func(string, PurgeReport) {}
+	}
 	if batchSize <= 0 {
 		batchSize = DefaultPurgeBatch
 	}
@@ -77,6 +99,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time, batchSize int, 
 		}
 		rep.Batches++
 		rep.Notifications += n
+		progress(PurgeStepNotifications, rep)
 		if n < int64(batchSize) {
 			break
 		}
@@ -95,6 +118,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time, batchSize int, 
 			break
 		}
 	}
+	progress(PurgeStepAudit, rep)
 	res, err := s.db.ExecContext(ctx, s.rebind("DELETE FROM oauth_states WHERE expires_at <= ?"), ms(now))
 	if err != nil {
 		return rep, fmt.Errorf("purge: oauth states: %w", err)
@@ -102,6 +126,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time, batchSize int, 
 	if rep.OAuthStates, err = res.RowsAffected(); err != nil {
 		return rep, fmt.Errorf("purge: oauth states: %w", err)
 	}
+	progress(PurgeStepOAuthStates, rep)
 	// The admin pages show when the last purge ran and what it deleted.
 	if err := s.recordPurgeRun(ctx, PurgeRun{StartedAt: started, FinishedAt: time.Now(), Report: rep}); err != nil {
 		return rep, fmt.Errorf("purge: %w", err)

@@ -261,3 +261,27 @@ func TestConcurrentWritersAcrossHandles(t *testing.T) {
 		})
 	}
 }
+
+func TestPurgeExpiredProgress(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := testCtx(t)
+		tn, _ := storetest.NewTenant(t, s)
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		for i := range 5 {
+			n := create(t, s, item(tn.ID, fmt.Sprintf("progress-%d", i), now.Add(-time.Hour)))
+			setExpiry(t, s, n.ID, now.Add(-48*time.Hour), now.Add(-time.Minute))
+		}
+		var steps []string
+		rep, err := s.PurgeExpiredProgress(ctx, now, 2, func(step string, r store.PurgeReport) {
+			steps = append(steps, fmt.Sprintf("%s %d/%d", step, r.Batches, r.Notifications))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"notifications 1/2", "notifications 2/4", "notifications 3/5", "audit 3/5", "oauth_states 3/5"}
+		if !reflect.DeepEqual(steps, want) || rep.Notifications != 5 || countRows(t, s) != 0 {
+			t.Fatalf("steps %v, report %+v, %d rows left; want %v and nothing left", steps, rep, countRows(t, s), want)
+		}
+	})
+}

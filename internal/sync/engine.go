@@ -52,6 +52,14 @@ type Config struct {
 	MassDeleteShare float64
 	Now             func() time.Time
 	Logger          *slog.Logger
+	// Metrics records each pull's provider, duration and outcome
+	// (*metrics.Metrics); nil: none.
+	Metrics RunMetrics
+}
+
+// RunMetrics receives one record per pull of an active connection.
+type RunMetrics interface {
+	SyncRun(provider string, d time.Duration, err error)
 }
 
 // Engine runs pulls and pushes. It is safe for concurrent use; two runs
@@ -143,6 +151,10 @@ func (e *Engine) Pull(ctx context.Context, connectionID string, full bool) (stor
 		return store.SyncResult{}, err
 	}
 	res := store.SyncResult{At: e.cfg.Now()}
+	if e.cfg.Metrics != nil {
+		start := time.Now()
+		defer func() { e.cfg.Metrics.SyncRun(conn.Provider, time.Since(start), err) }()
+	}
 	remote, err := e.remote(ctx, conn)
 	if err == nil {
 		err = e.cfg.Store.CalendarWrite(ctx, conn.ID, func(ctx context.Context) error {

@@ -26,6 +26,7 @@
 //	sync.go           sync now, and the sync block of a connection's view
 //	twilio.go         Twilio delivery callbacks
 //	health.go         liveness and readiness
+//	retention.go      the tenant's retention policy and legal holds
 package api
 
 import (
@@ -88,6 +89,12 @@ type Store interface {
 	CancelAppointmentNotifications(ctx context.Context, tenantID, appointmentID, purpose string) (int, error)
 	BusyIntervals(ctx context.Context, tenantID, subjectID string, from, to time.Time) ([]store.BusyInterval, error)
 	GetSyncStatus(ctx context.Context, connectionID string) (store.SyncStatus, error)
+
+	GetRetentionPolicy(ctx context.Context, tenantID string) (store.RetentionPolicy, error)
+	SetRetentionPolicy(ctx context.Context, tenantID string, p store.RetentionPolicy, actor, sourceIP string, now time.Time) (store.RetentionPolicy, error)
+	PlaceHold(ctx context.Context, h store.LegalHold, sourceIP string, now time.Time) (store.LegalHold, error)
+	ListHolds(ctx context.Context, tenantID string) ([]store.LegalHold, error)
+	ReleaseHold(ctx context.Context, tenantID, id, actor, sourceIP string, now time.Time) (store.LegalHold, error)
 }
 
 // Renderer checks that a notification can be rendered: the template and
@@ -255,5 +262,10 @@ func (s *server) table() []route {
 		open("POST", "/webhooks/twilio/status", s.twilioStatus),
 		open("GET", "/healthz", s.healthz),
 		open("GET", "/readyz", s.readyz),
+		keyed("GET", "/v1/tenant/retention", store.RoleAdmin, s.getRetention),
+		keyed("PUT", "/v1/tenant/retention", store.RoleAdmin, s.putRetention),
+		keyed("POST", "/v1/holds", store.RoleAdmin, s.placeHold),
+		keyed("GET", "/v1/holds", store.RoleAdmin, s.listHolds),
+		keyed("DELETE", "/v1/holds/{id}", store.RoleAdmin, s.releaseHold),
 	}
 }

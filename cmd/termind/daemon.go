@@ -292,7 +292,8 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 				Poll:  poller.Poll,
 				Grace: 2 * d.cfg.SweepInterval, Logger: d.log,
 			}),
-			workers.NewPurger(workers.PurgerConfig{Store: d.store, Archive: queue.NewInspector(d.redis, d.cfg.QueueName), BatchSize: purgeBatch, Logger: d.log}))
+			workers.NewPurger(workers.PurgerConfig{Store: d.store, Archive: queue.NewInspector(d.redis, d.cfg.QueueName), BatchSize: purgeBatch, Logger: d.log,
+				Revokes: d.queue}))
 		workers.RegisterRevoker(mux, d.revoker())
 		workers.RegisterSync(mux, workers.NewSyncer(workers.SyncerConfig{Engine: d.syncEngine(), Store: d.store, Logger: d.log}))
 		if err := srv.Start(mux); err != nil {

@@ -159,8 +159,8 @@ func (s *Store) GetRetentionPolicy(ctx context.Context, tenantID string) (Retent
 
 // SetRetentionPolicy validates p (a *FieldError if it breaks a rule;
 // nothing is stored then) and stores it. A change applies to the records
-// already stored too: the expiry of the tenant's final notifications and
-// of its audit entries is recomputed, so the next purge follows the new
+// already stored too: the expiry of the tenant's notifications and of its
+// audit entries is recomputed, so the next purge follows the new
 // windows. A change is audited with the old and new values; storing the
 // same policy again changes and audits nothing.
 func (s *Store) SetRetentionPolicy(ctx context.Context, tenantID string, p RetentionPolicy, actor, sourceIP string, now time.Time) (RetentionPolicy, error) {
@@ -183,8 +183,11 @@ func (s *Store) SetRetentionPolicy(ctx context.Context, tenantID string, p Reten
 			return fmt.Errorf("update: %w", err)
 		}
 		if p.Notifications != old.Notifications {
-			if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE notifications SET expires_at = final_at + ?
-				WHERE tenant_id = ? AND final_at > 0`), p.Notifications.Milliseconds(), tenantID); err != nil {
+			// As when written: from the final state, or from send_at
+			// while there is none yet.
+			if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE notifications
+				SET expires_at = CASE WHEN final_at > 0 THEN final_at ELSE send_at END + ? WHERE tenant_id = ?`),
+				p.Notifications.Milliseconds(), tenantID); err != nil {
 				return fmt.Errorf("notification expiry: %w", err)
 			}
 		}

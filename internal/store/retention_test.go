@@ -495,3 +495,111 @@ func TestLegalHoldKeepsInactiveSubject(t *testing.T) {
 		}
 	})
 }
+
+// Migration 0005 on data written under 0003: tenants get the default
+// windows, and a connection already broken counts from its last change.
+func TestMigrate0005OnExistingData(t *testing.T) {
+	t.Parallel()
+	for _, d := range storetest.Dialects() {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			s := storetest.Open(t, storetest.URL(t, d))
+			if err := store.MigrateUpTo(ctx, s, 3); err != nil {
+				t.Fatalf("migrate to 0003: %v", err)
+			}
+			now := time.Now().UnixMilli()
+			execSQL(t, s, `INSERT INTO tenants (id, name, default_locale, notification_retention_ms, audit_retention_ms, created_at)
+				VALUES ('tnt_old', 'Old', 'de', 864000000, 31536000000, ?)`, now)
+			for _, c := range []struct{ id, state string }{{"con_broken", "broken"}, {"con_active", "active"}} {
+				execSQL(t, s, `INSERT INTO connections (id, tenant_id, subject_id, provider, privacy, direction, state,
+					created_at, updated_at) VALUES (?, 'tnt_old', 'anna', 'caldav', 'busy', 'both', ?, ?, ?)`, c.id, c.state, now-5, now-5)
+			}
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatalf("Migrate over existing data: %v", err)
+			}
+			p, err := s.GetRetentionPolicy(ctx, "tnt_old")
+			want := store.DefaultRetentionPolicy()
+			want.Notifications = 10 * day
+			if err != nil || p != want {
+				t.Errorf("policy of the old tenant = %+v, %v; want %+v", p, err, want)
+			}
+			if n := count(t, s, "SELECT count(*) FROM connections WHERE id = 'con_broken' AND broken_since = ?", now-5); n != 1 {
+				t.Error("broken connection has no broken_since after the migration")
+			}
+			if n := count(t, s, "SELECT count(*) FROM connections WHERE id = 'con_active' AND broken_since = 0"); n != 1 {
+				t.Error("active connection has a broken_since after the migration")
+			}
+		})
+	}
+}
+
+// Each kind of activity on its own keeps a subject from being treated as
+// inactive; a subject without any is erased.
+func TestInactivityCountsEachActivity(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := testCtx(t)
+		tn, _ := storetest.NewTenant(t, s)
+		s.UseSealer(keyring(t, "k1"))
+		now := time.Now()
+		later := now.Add(1825*day + 30*day)
+		recent := later.Add(-day).UnixMilli()
+		activities := []struct {
+			subject string
+			make    func(subject string)
+		}{
+			{"s-notification", func(sub string) {
+				n := item(tn.ID, sub, now)
+				n.SubjectID = sub
+				n = create(t, s, n)
+				// Finished a day ago: kept for its 30 days from then.
+				execSQL(t, s, "UPDATE notifications SET status = 'sent', updated_at = ?, final_at = ?, expires_at = ? WHERE id = ?",
+					recent, recent, recent+(30*day).Milliseconds(), n.ID)
+			}},
+			{"s-due-notification", func(sub string) {
+				n := item(tn.ID, sub, later.Add(day))
+				n.SubjectID = sub
+				create(t, s, n)
+			}},
+			{"s-consent", func(sub string) {
+				if _, err := s.RecordConsent(ctx, store.Consent{TenantID: tn.ID, SubjectID: sub, Purpose: store.ConsentNotifyEmail,
+					Decision: store.DecisionRevoked, CreatedAt: later.Add(-day)}); err != nil {
+					t.Fatal(err)
+				}
+			}},
+			{"s-sync", func(sub string) {
+				c := newConn(t, s, tn.ID, sub, "pw", store.ConsentCalendarReadBusy)
+				execSQL(t, s, "UPDATE connections SET last_sync_at = ? WHERE id = ?", recent, c.ID)
+			}},
+			{"s-future-appointment", func(sub string) {
+				upsert(t, s, appt(tn.ID, "apt-"+sub, later.Add(day), sub))
+			}},
+			{"s-restricted", func(sub string) {
+				if err := s.SetSubjectRestricted(ctx, tn.ID, sub, true); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		}
+		for _, a := range activities {
+			a.make(a.subject)
+		}
+		// The only inactive one: a consent decision long ago.
+		if _, err := s.RecordConsent(ctx, store.Consent{TenantID: tn.ID, SubjectID: "s-idle", Purpose: store.ConsentNotifyEmail,
+			Decision: store.DecisionGranted}); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := s.PurgeExpired(ctx, later, 0, false)
+		if err != nil || rep.SubjectsErased != 1 {
+			t.Errorf("purge: %+v, %v; want only s-idle erased", rep, err)
+		}
+		if _, err := s.GetSubject(ctx, tn.ID, "s-idle"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("idle subject: %v", err)
+		}
+		for _, a := range activities {
+			if _, err := s.GetSubject(ctx, tn.ID, a.subject); err != nil {
+				t.Errorf("%s: %v", a.subject, err)
+			}
+		}
+	})
+}

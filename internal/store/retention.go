@@ -70,8 +70,8 @@ const (
 	PolicyInactivityAction  = "inactivity_action"
 )
 
-// PolicyLimit is the allowed range of one retention window, in days.
-type PolicyLimit struct {
+// policyLimit is the allowed range of one retention window, in days.
+type policyLimit struct {
 	Field    string
 	Min, Max int
 }
@@ -79,16 +79,13 @@ type PolicyLimit struct {
 // policyLimits are the bounds every window is checked against, in the
 // order of RetentionPolicy.windows. The audit log must cover at least a
 // month of disputes; an inactive subject is given at least a year.
-var policyLimits = []PolicyLimit{
+var policyLimits = []policyLimit{
 	{PolicyNotifications, 1, 3650},
 	{PolicyAudit, 30, 3650},
 	{PolicyImportedEvents, 1, 3650},
 	{PolicyBrokenConnections, 1, 365},
 	{PolicyInactiveSubjects, 365, 3650},
 }
-
-// PolicyLimits returns the bounds of the retention windows.
-func PolicyLimits() []PolicyLimit { return append([]PolicyLimit(nil), policyLimits...) }
 
 // FieldError is input refused by a rule; Field names the input, Rule says
 // what it must be.
@@ -103,7 +100,7 @@ func (p RetentionPolicy) windows() []time.Duration {
 	return []time.Duration{p.Notifications, p.Audit, p.ImportedEvents, p.BrokenConnections, p.InactiveSubjects}
 }
 
-// Validate checks every window against PolicyLimits (whole days) and the
+// Validate checks every window against policyLimits (whole days) and the
 // inactivity action; the first violation is returned as a *FieldError.
 func (p RetentionPolicy) Validate() error {
 	for i, d := range p.windows() {

@@ -24,8 +24,12 @@ type ArchiveCleaner interface {
 // PurgerConfig configures the purger. Store is required; Archive may be
 // nil (a CLI run without the queue).
 type PurgerConfig struct {
-	Store     PurgerStore
-	Archive   ArchiveCleaner
+	Store   PurgerStore
+	Archive ArchiveCleaner
+	// Revokes, if set, gets the cleanup of every connection the purge put
+	// into revocation (broken too long, inactive subjects); without it the
+	// sweeper picks them up.
+	Revokes   RevokeEnqueuer
 	BatchSize int // default 10000
 	Now       func() time.Time
 	Logger    *slog.Logger
@@ -74,6 +78,14 @@ func (p *Purger) Purge(ctx context.Context, dryRun bool) (store.PurgeReport, err
 	if !dryRun {
 		p.cfg.Metrics.Purged(rep.Notifications)
 	}
+	if !dryRun && p.cfg.Revokes != nil {
+		for _, id := range rep.Revoking {
+			if err := p.cfg.Revokes.EnqueueRevoke(ctx, id); err != nil {
+				// The revocation has committed; the sweeper retries the cleanup.
+				p.log.Warn("purge: enqueue revoke", "connection_id", id, "err", err)
+			}
+		}
+	}
 	archived := 0
 	if !dryRun && p.cfg.Archive != nil {
 		archived, err = p.cfg.Archive.DeleteArchived(ctx)
@@ -82,6 +94,9 @@ func (p *Purger) Purge(ctx context.Context, dryRun bool) (store.PurgeReport, err
 		}
 	}
 	p.log.Info("purge: done", "dry_run", dryRun, "notifications", rep.Notifications,
-		"batches", rep.Batches, "archived_tasks", archived)
+		"batches", rep.Batches, "archived_tasks", archived, "audit", rep.Audit,
+		"imported_events", rep.ImportedEvents, "connections_revoked", rep.ConnectionsRevoked,
+		"subjects_erased", rep.SubjectsErased, "subjects_anonymised", rep.SubjectsAnonymised,
+		"holds_expired", rep.HoldsExpired, "held", rep.Held.Total())
 	return rep, nil
 }

@@ -96,3 +96,36 @@ func TestPurgerDeletesExpired(t *testing.T) {
 		})
 	}
 }
+
+// A connection broken for longer than the tenant's window is revoked by
+// the purge, and its cleanup goes to the queue.
+func TestPurgerRevokesBrokenConnections(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range storetest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			e := newRevokeEnv(t, dialect)
+			ctx := testCtx(t)
+			c := e.connectCalDAV("https://dav.example.org/cal/", "pw", false)
+			if _, err := e.store.SetConnectionState(ctx, c.ID, store.ConnBroken, "invalid_grant", "system"); err != nil {
+				t.Fatal(err)
+			}
+			rec := &revokeRecorder{}
+			later := time.Now().Add(31 * store.Day)
+			p := NewPurger(PurgerConfig{Store: e.store, Revokes: rec, Now: func() time.Time { return later }, Logger: testLogger(t)})
+			if rep, err := p.Purge(ctx, true); err != nil || rep.ConnectionsRevoked != 1 || len(rec.enqueued()) != 0 {
+				t.Fatalf("dry run: %+v, %v, enqueued %v", rep, err, rec.enqueued())
+			}
+			rep, err := p.Purge(ctx, false)
+			if err != nil || rep.ConnectionsRevoked != 1 {
+				t.Fatalf("purge: %+v, %v", rep, err)
+			}
+			if got := rec.enqueued(); len(got) != 1 || got[0] != c.ID {
+				t.Errorf("enqueued %v, want [%s]", got, c.ID)
+			}
+			if got, err := e.store.GetConnection(ctx, e.tenant.ID, c.ID); err != nil || got.State != store.ConnRevoking {
+				t.Errorf("connection after the purge: %+v, %v", got, err)
+			}
+		})
+	}
+}

@@ -103,6 +103,9 @@ func (c *cli) migrate(ctx context.Context, args []string) error {
 // tenant create NAME prints the new tenant's id and, as the last line, its
 // admin API key (so scripts can take it with `tail -n1`).
 func (c *cli) tenant(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "retention" {
+		return c.tenantRetention(ctx, args[1:])
+	}
 	if len(args) < 1 || args[0] != "create" {
 		return fmt.Errorf("%w: tenant create NAME", errUsage)
 	}
@@ -198,6 +201,7 @@ func (c *cli) purge(ctx context.Context, args []string) error {
 			verb = "would delete"
 		}
 		fmt.Fprintf(c.stdout, "%s %d expired notifications in %d batches\n", verb, rep.Notifications, rep.Batches)
+		c.printPurge(rep, verb)
 		return nil
 	})
 }

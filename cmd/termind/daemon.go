@@ -373,7 +373,8 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 				Poll:  poll,
 				Grace: 2 * d.cfg.SweepInterval, Logger: d.log, Metrics: d.metrics,
 			}),
-			workers.NewPurger(workers.PurgerConfig{Store: d.store, Archive: queue.NewInspector(d.redis, d.cfg.QueueName), BatchSize: purgeBatch, Logger: d.log, Metrics: d.metrics}))
+			workers.NewPurger(workers.PurgerConfig{Store: d.store, Archive: queue.NewInspector(d.redis, d.cfg.QueueName), BatchSize: purgeBatch, Logger: d.log,
+				Metrics: d.metrics, Revokes: d.queue}))
 		workers.RegisterRevoker(mux, d.revoker(watcher))
 		workers.RegisterWatch(mux, watcher)
 		workers.RegisterSync(mux, workers.NewSyncer(workers.SyncerConfig{Engine: d.syncEngine(), Store: d.store, Logger: d.log}))

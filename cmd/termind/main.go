@@ -33,6 +33,11 @@ Usage:
   termind subject export|erase ID --tenant ID
   termind sync CONNECTION [--full] [--wait] [--output text|json]
   termind version
+  termind tenant retention TENANT [--notifications 30d] [--audit 365d] [--imported-events 30d]
+                                  [--broken-connections 30d] [--inactive-subjects 5y] [--inactivity-action erase|anonymise]
+  termind hold add --tenant T [--subject ID] --reason TEXT --until DATE
+  termind hold list --tenant T [--output text|json]
+  termind hold release ID --tenant T
 
 Configuration comes from TERMIND_* environment variables (see README.md);
 with none set, termind uses ./termind.db, an embedded queue, and writes
@@ -76,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		err = env.subject(ctx, args[1:])
 	case "sync":
 		err = env.sync(ctx, args[1:])
+	case "hold":
+		err = env.hold(ctx, args[1:])
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "termind", version)
 	case "help", "--help", "-h":

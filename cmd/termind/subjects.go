@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,6 +57,11 @@ func (c *cli) subjectExport(ctx context.Context, s *store.Store, tenantID, subje
 
 func (c *cli) subjectErase(ctx context.Context, cfg config.Config, s *store.Store, tenantID, subjectID string) error {
 	rep, err := s.EraseSubject(ctx, tenantID, subjectID, "cli", "")
+	var held *store.HeldError
+	if errors.As(err, &held) {
+		return fmt.Errorf("erase %s: %w; nothing was erased (release it first: termind hold release %s --tenant %s)",
+			subjectID, err, held.HoldID, tenantID)
+	}
 	if err != nil {
 		return fmt.Errorf("erase %s: %w", subjectID, err)
 	}

@@ -27,6 +27,7 @@
 //	twilio.go         Twilio delivery callbacks
 //	health.go         liveness and readiness
 //	openapi.go        the embedded OpenAPI document (openapi.yaml) and /metrics access
+//	retention.go      the tenant's retention policy and legal holds
 package api
 
 import (
@@ -96,6 +97,12 @@ type Store interface {
 	BusyIntervals(ctx context.Context, tenantID, subjectID string, from, to time.Time) ([]store.BusyInterval, error)
 	GetSyncStatus(ctx context.Context, connectionID string) (store.SyncStatus, error)
 	VerifyWatchChannel(ctx context.Context, id, token string, now time.Time) (string, error)
+
+	GetRetentionPolicy(ctx context.Context, tenantID string) (store.RetentionPolicy, error)
+	SetRetentionPolicy(ctx context.Context, tenantID string, p store.RetentionPolicy, actor, sourceIP string, now time.Time) (store.RetentionPolicy, error)
+	PlaceHold(ctx context.Context, h store.LegalHold, sourceIP string, now time.Time) (store.LegalHold, error)
+	ListHolds(ctx context.Context, tenantID string) ([]store.LegalHold, error)
+	ReleaseHold(ctx context.Context, tenantID, id, actor, sourceIP string, now time.Time) (store.LegalHold, error)
 }
 
 // Renderer checks that a notification can be rendered: the template and
@@ -286,5 +293,10 @@ func (s *server) table() []route {
 		open("GET", "/readyz", s.readyz),
 		open("GET", "/openapi.yaml", s.openAPI),
 		open("GET", "/metrics", s.metrics),
+		keyed("GET", "/v1/tenant/retention", store.RoleAdmin, s.getRetention),
+		keyed("PUT", "/v1/tenant/retention", store.RoleAdmin, s.putRetention),
+		keyed("POST", "/v1/holds", store.RoleAdmin, s.placeHold),
+		keyed("GET", "/v1/holds", store.RoleAdmin, s.listHolds),
+		keyed("DELETE", "/v1/holds/{id}", store.RoleAdmin, s.releaseHold),
 	}
 }

@@ -264,6 +264,11 @@ func (s *server) eraseSubject(w http.ResponseWriter, r *http.Request, key store.
 		return
 	}
 	rep, err := s.store.EraseSubject(r.Context(), key.TenantID, subjectID, actorOf(key), sourceIP("", r))
+	var held *store.HeldError
+	if errors.As(err, &held) {
+		writeError(w, heldConflict(held))
+		return
+	}
 	if err != nil {
 		s.internalError(w, r, "erase subject", err)
 		return

@@ -313,9 +313,13 @@ func (s *Store) SetConnectionState(ctx context.Context, id, state, reason, actor
 		// A conditional update rather than SELECT … FOR UPDATE: it must not
 		// wait for a CalendarWrite of the same connection (see there).
 		var err error
+		// broken_since keeps the start of a broken spell: the retention
+		// purge revokes connections broken for too long.
 		c, err = scanConnection(tx.QueryRowContext(ctx, s.rebind(`UPDATE connections
-			SET state = ?, state_reason = ?, updated_at = ?, paused_until = 0 WHERE id = ? AND state IN `+liveStates+`
-			RETURNING `+connCols), state, reason, ms(now), id))
+			SET state = ?, state_reason = ?, updated_at = ?, paused_until = 0,
+				broken_since = CASE WHEN ? <> 'broken' THEN 0 WHEN state = 'broken' AND broken_since > 0 THEN broken_since ELSE ? END
+			WHERE id = ? AND state IN `+liveStates+`
+			RETURNING `+connCols), state, reason, ms(now), state, ms(now), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return s.whyNotLive(ctx, tx, id)
 		}

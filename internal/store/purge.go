@@ -50,11 +50,39 @@ const (
 	PurgeStepOAuthStates   = "oauth_states"
 )
 
-// PurgeExpired deletes notifications with ExpiresAt <= now in batches of
-// batchSize until a batch comes back short; each batch is first counted into
-// delivery_stats in the same transaction. dryRun counts without deleting.
-// Expired audit entries are deleted the same way (batched, without
-// statistics), and expired OAuth states in one statement.
+// pgPurgeBatchHeld is pgPurgeBatch leaving out rows under a legal hold;
+// it runs only while some hold is active.
+const pgPurgeBatchHeld = `WITH del AS (
+		DELETE FROM notifications WHERE ctid = ANY(ARRAY(
+			SELECT n.ctid FROM notifications n WHERE n.expires_at <= $1 AND NOT ` + "%s" + `
+			ORDER BY n.expires_at LIMIT $2 FOR UPDATE OF n SKIP LOCKED))
+		RETURNING tenant_id, created_day, channel, template, status
+	), counted AS (` + statsUpsertHead + "del" + statsUpsertTail + ` RETURNING 1)
+	SELECT count(*) FROM del`
+
+// sqliteBatchRowsHeld is sqliteBatchRows leaving out held rows
+// (arguments: now, now, limit).
+const sqliteBatchRowsHeld = `(SELECT id, tenant_id, created_day, channel, template, status FROM notifications n
+	WHERE expires_at <= ? AND NOT %s ORDER BY expires_at, id LIMIT ?)`
+
+// PurgeExpired applies every tenant's retention policy at now:
+//
+//   - legal holds whose end date passed are recorded as expired (audited);
+//   - notifications with ExpiresAt <= now are deleted in batches of
+//     batchSize until a batch comes back short, each batch first counted
+//     into delivery_stats in the same transaction;
+//   - expired audit entries are deleted the same way (batched, without
+//     statistics), expired OAuth states in one statement, ended holds once
+//     the audit retention has passed since they ended;
+//   - per tenant, imported events that ended longer ago than its window
+//     are deleted, connections broken for longer than its window are put
+//     into revocation, and subjects inactive for longer than its period are
+//     erased or anonymised (inactivity.go).
+//
+// Records under an active legal hold are left alone and counted in
+// Report.Held. Connections put into revocation are listed in
+// Report.Revoking: the caller enqueues their cleanup. dryRun counts
+// without changing anything.
 //
 // Report.Batches counts every notification batch run, the last (short,
 // possibly empty) one included; a dry run reports the batches a real run
@@ -79,6 +107,26 @@ func (s *Store) purgeExpired(ctx context.Context, now time.Time, batchSize int, 
 		batchSize = DefaultPurgeBatch
 	}
 	var rep PurgeReport
+	if !dryRun {
+		n, err := s.expireHolds(ctx, now)
+		if err != nil {
+			return rep, fmt.Errorf("purge: expire holds: %w", err)
+		}
+		rep.HoldsExpired = n
+	}
+	held, err := s.anyActiveHold(ctx, now)
+	if err != nil {
+		return rep, fmt.Errorf("purge: legal holds: %w", err)
+	}
+	if held {
+		err := s.read.QueryRowContext(ctx, s.rebind(`SELECT
+			(SELECT count(*) FROM notifications n WHERE n.expires_at <= ? AND `+heldSQL("n.tenant_id", "n.subject_id", "?")+`),
+			(SELECT count(*) FROM audit a WHERE a.expires_at <= ? AND `+heldSQL("a.tenant_id", "a.subject_id", "?")+`)`),
+			ms(now), ms(now), ms(now), ms(now)).Scan(&rep.Held.Notifications, &rep.Held.Audit)
+		if err != nil {
+			return rep, fmt.Errorf("purge: count held: %w", err)
+		}
+	}
 	if dryRun {
 		err := s.read.QueryRowContext(ctx, s.rebind(`SELECT
 			(SELECT count(*) FROM notifications WHERE expires_at <= ?),
@@ -88,12 +136,17 @@ func (s *Store) purgeExpired(ctx context.Context, now time.Time, batchSize int, 
 		if err != nil {
 			return PurgeReport{}, fmt.Errorf("purge: count: %w", err)
 		}
+		rep.Notifications -= rep.Held.Notifications
+		rep.Audit -= rep.Held.Audit
 		rep.Batches = int(rep.Notifications/int64(batchSize)) + 1
+		if err := s.purgeTenants(ctx, now, true, &rep); err != nil {
+			return rep, fmt.Errorf("purge: %w", err)
+		}
 		return rep, nil
 	}
 	started := time.Now()
 	for {
-		n, err := s.purgeBatch(ctx, ms(now), batchSize)
+		n, err := s.purgeBatch(ctx, ms(now), batchSize, held)
 		if err != nil {
 			return rep, fmt.Errorf("purge: batch %d: %w", rep.Batches+1, err)
 		}
@@ -105,7 +158,11 @@ func (s *Store) purgeExpired(ctx context.Context, now time.Time, batchSize int, 
 		}
 	}
 	for {
-		res, err := s.db.ExecContext(ctx, s.rebind(s.auditPurge()), ms(now), batchSize)
+		query, args := s.auditPurge(), []any{ms(now), batchSize}
+		if held {
+			query, args = s.auditPurgeHeld(), []any{ms(now), ms(now), batchSize}
+		}
+		res, err := s.db.ExecContext(ctx, s.rebind(query), args...)
 		if err != nil {
 			return rep, fmt.Errorf("purge: audit: %w", err)
 		}
@@ -127,6 +184,14 @@ func (s *Store) purgeExpired(ctx context.Context, now time.Time, batchSize int, 
 		return rep, fmt.Errorf("purge: oauth states: %w", err)
 	}
 	progress(PurgeStepOAuthStates, rep)
+	// An ended hold is kept as long as the audit entries about it.
+	if _, err := s.db.ExecContext(ctx, s.rebind(`DELETE FROM legal_holds WHERE ended_at > 0
+		AND ended_at + (SELECT t.audit_retention_ms FROM tenants t WHERE t.id = legal_holds.tenant_id) <= ?`), ms(now)); err != nil {
+		return rep, fmt.Errorf("purge: ended holds: %w", err)
+	}
+	if err := s.purgeTenants(ctx, now, false, &rep); err != nil {
+		return rep, fmt.Errorf("purge: %w", err)
+	}
 	// The admin pages show when the last purge ran and what it deleted.
 	if err := s.recordPurgeRun(ctx, PurgeRun{StartedAt: started, FinishedAt: time.Now(), Report: rep}); err != nil {
 		return rep, fmt.Errorf("purge: %w", err)
@@ -144,18 +209,41 @@ func (s *Store) auditPurge() string {
 	return `DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE expires_at <= ? ORDER BY expires_at, id LIMIT ?)`
 }
 
-func (s *Store) purgeBatch(ctx context.Context, now int64, limit int) (int64, error) {
+// auditPurgeHeld is auditPurge leaving out held entries (arguments: now,
+// now, limit).
+func (s *Store) auditPurgeHeld() string {
+	notHeld := "NOT " + heldSQL("a.tenant_id", "a.subject_id", "?")
 	if s.dialect == DialectPostgres {
+		return `DELETE FROM audit WHERE ctid = ANY(ARRAY(
+			SELECT a.ctid FROM audit a WHERE a.expires_at <= ? AND ` + notHeld + `
+			ORDER BY a.expires_at LIMIT ? FOR UPDATE OF a SKIP LOCKED))`
+	}
+	return `DELETE FROM audit WHERE id IN (SELECT a.id FROM audit a WHERE a.expires_at <= ? AND ` + notHeld + `
+		ORDER BY a.expires_at, a.id LIMIT ?)`
+}
+
+// purgeBatch deletes one batch of expired notifications; held leaves out
+// those under a legal hold.
+func (s *Store) purgeBatch(ctx context.Context, now int64, limit int, held bool) (int64, error) {
+	if s.dialect == DialectPostgres {
+		query := pgPurgeBatch
+		if held {
+			query = fmt.Sprintf(pgPurgeBatchHeld, heldSQL("n.tenant_id", "n.subject_id", "$1"))
+		}
 		var n int64
-		err := s.db.QueryRowContext(ctx, pgPurgeBatch, now, limit).Scan(&n)
+		err := s.db.QueryRowContext(ctx, query, now, limit).Scan(&n)
 		return n, err
+	}
+	rows, args := sqliteBatchRows, []any{now, limit}
+	if held {
+		rows, args = fmt.Sprintf(sqliteBatchRowsHeld, heldSQL("n.tenant_id", "n.subject_id", "?")), []any{now, now, limit}
 	}
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, statsUpsertHead+sqliteBatchRows+statsUpsertTail, now, limit); err != nil {
+		if _, err := tx.ExecContext(ctx, statsUpsertHead+rows+statsUpsertTail, args...); err != nil {
 			return fmt.Errorf("count: %w", err)
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM notifications WHERE id IN (SELECT id FROM `+sqliteBatchRows+`)`, now, limit)
+		res, err := tx.ExecContext(ctx, `DELETE FROM notifications WHERE id IN (SELECT id FROM `+rows+`)`, args...)
 		if err != nil {
 			return fmt.Errorf("delete: %w", err)
 		}

@@ -221,6 +221,36 @@ type PurgeReport struct {
 	// authorizations.
 	Audit       int64
 	OAuthStates int64
+	// ImportedEvents counts imported events past their tenant's window.
+	ImportedEvents int64
+	// ConnectionsRevoked counts connections broken for longer than their
+	// tenant's window and therefore put into revocation.
+	ConnectionsRevoked int64
+	// SubjectsErased and SubjectsAnonymised count inactive subjects.
+	SubjectsErased     int64
+	SubjectsAnonymised int64
+	// HoldsExpired counts legal holds whose end date passed (recorded and
+	// audited by this run).
+	HoldsExpired int64
+	// Held counts what would have been purged but a legal hold kept.
+	Held PurgeHeld
+	// Revoking lists the connections this run put into revocation; the
+	// caller enqueues their cleanup (the sweeper catches any it misses).
+	Revoking []string
+}
+
+// PurgeHeld counts records a purge skipped because of a legal hold.
+type PurgeHeld struct {
+	Notifications  int64
+	Audit          int64
+	ImportedEvents int64
+	Connections    int64
+	Subjects       int64
+}
+
+// Total is the sum of all held records.
+func (h PurgeHeld) Total() int64 {
+	return h.Notifications + h.Audit + h.ImportedEvents + h.Connections + h.Subjects
 }
 
 // DeliveryStat is one anonymous daily counter.

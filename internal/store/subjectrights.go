@@ -169,27 +169,38 @@ var errFenceMoved = errors.New("connections changed while fencing")
 // subject. The trace is one "subject.erase" entry whose Detail counts rows
 // and connections. Erasing a subject the tenant holds nothing about is not
 // an error (the request is still audited); an unknown tenant is ErrNotFound.
+// A subject under a legal hold (its own or the tenant's) is not erased: a
+// *HeldError (errors.Is ErrHeld) names the hold.
 func (s *Store) EraseSubject(ctx context.Context, tenantID, subjectID, actor, sourceIP string) (EraseReport, error) {
+	var rep EraseReport
+	err := s.withSubjectFenced(ctx, tenantID, subjectID, func(tx *sql.Tx, live []string) error {
+		var err error
+		rep, err = s.eraseSubject(ctx, tx, tenantID, subjectID, actor, sourceIP, live, time.Now(), "")
+		return err
+	})
+	if err != nil {
+		return EraseReport{}, fmt.Errorf("erase subject: %w", err)
+	}
+	return rep, nil
+}
+
+// withSubjectFenced runs fn in a write transaction while holding the write
+// fences of the subject's live connections (listed to fn), so that no
+// calendar write of theirs is in flight when fn revokes them. A connection
+// appearing meanwhile (errFenceMoved from fn) makes it try again.
+func (s *Store) withSubjectFenced(ctx context.Context, tenantID, subjectID string, fn func(tx *sql.Tx, live []string) error) error {
 	for attempt := 0; ; attempt++ {
 		live, err := s.liveConnectionIDs(ctx, s.read, tenantID, subjectID)
 		if err != nil {
-			return EraseReport{}, fmt.Errorf("erase subject: %w", err)
+			return err
 		}
 		release := s.fenceExclusive(live)
-		var rep EraseReport
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
-			var err error
-			rep, err = s.eraseSubject(ctx, tx, tenantID, subjectID, actor, sourceIP, live)
-			return err
-		})
+		err = s.inTx(ctx, func(tx *sql.Tx) error { return fn(tx, live) })
 		release()
 		if errors.Is(err, errFenceMoved) && attempt < 5 {
 			continue
 		}
-		if err != nil {
-			return EraseReport{}, fmt.Errorf("erase subject: %w", err)
-		}
-		return rep, nil
+		return err
 	}
 }
 
@@ -204,42 +215,18 @@ func (s *Store) liveConnectionIDs(ctx context.Context, q querier, tenantID, subj
 
 // eraseSubject is EraseSubject's transaction; fenced lists the live
 // connections whose write fences the caller holds (SQLite) or that it
-// takes here (PostgreSQL).
-func (s *Store) eraseSubject(ctx context.Context, tx *sql.Tx, tenantID, subjectID, actor, sourceIP string, fenced []string) (EraseReport, error) {
+// takes here (PostgreSQL). A non-empty why goes into the trace's Detail
+// ("reason=inactivity").
+func (s *Store) eraseSubject(ctx context.Context, tx *sql.Tx, tenantID, subjectID, actor, sourceIP string, fenced []string, now time.Time, why string) (EraseReport, error) {
 	var rep EraseReport
-	for _, id := range fenced {
-		if err := s.pgFence(ctx, tx, id, true); err != nil {
-			return rep, err
-		}
+	if err := s.activeHold(ctx, tx, tenantID, subjectID, now); err != nil {
+		return rep, err
 	}
-	now := truncMS(time.Now())
-	conns, err := s.queryConnections(ctx, tx, "tenant_id = ? AND subject_id = ?", true, tenantID, subjectID)
+	revokedGone, err := s.revokeSubjectConnections(ctx, tx, tenantID, subjectID, fenced, now, &rep)
 	if err != nil {
-		return rep, fmt.Errorf("connections: %w", err)
+		return rep, err
 	}
-	var revokedGone int64
-	for _, c := range conns {
-		switch c.State {
-		case ConnActive, ConnPaused, ConnBroken:
-			if !slices.Contains(fenced, c.ID) {
-				return rep, errFenceMoved
-			}
-			rep.Revoking = append(rep.Revoking, c.ID)
-		case ConnRevoking:
-			rep.Revoking = append(rep.Revoking, c.ID)
-		case ConnRevoked:
-			revokedGone++
-		}
-	}
-	if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE connections
-		SET state = 'revoking', state_reason = ?, revoke_requested_at = ?, updated_at = ?, erase_on_revoke = TRUE
-		WHERE tenant_id = ? AND subject_id = ? AND state IN `+liveStates), ReasonErasure, ms(now), ms(now), tenantID, subjectID); err != nil {
-		return rep, fmt.Errorf("revoke connections: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE connections SET erase_on_revoke = TRUE, updated_at = ?
-		WHERE tenant_id = ? AND subject_id = ? AND state = 'revoking'`), ms(now), tenantID, subjectID); err != nil {
-		return rep, fmt.Errorf("revoke connections: %w", err)
-	}
+	now = truncMS(now)
 	if rep.Rows, err = s.eraseAppointments(ctx, tx, tenantID, subjectID); err != nil {
 		return rep, fmt.Errorf("appointments: %w", err)
 	}
@@ -253,6 +240,7 @@ func (s *Store) eraseSubject(ctx context.Context, tx *sql.Tx, tenantID, subjectI
 		{"consents", "DELETE FROM consents WHERE tenant_id = ? AND subject_id = ?"},
 		{"oauth states", "DELETE FROM oauth_states WHERE tenant_id = ? AND subject_id = ?"},
 		{"audit", "DELETE FROM audit WHERE tenant_id = ? AND subject_id = ?"},
+		{"ended holds", "DELETE FROM legal_holds WHERE tenant_id = ? AND subject_id = ? AND ended_at > 0"},
 		{"subject", "DELETE FROM subjects WHERE tenant_id = ? AND id = ?"},
 	}
 	for _, d := range deletes {
@@ -266,12 +254,56 @@ func (s *Store) eraseSubject(ctx context.Context, tx *sql.Tx, tenantID, subjectI
 		}
 		rep.Rows += n
 	}
+	detail := fmt.Sprintf("rows=%d connections=%d", rep.Rows, int64(len(rep.Revoking))+revokedGone)
+	if why != "" {
+		detail = "reason=" + why + " " + detail
+	}
 	trace := AuditEntry{TenantID: tenantID, Actor: actor, Action: "subject.erase", TargetKind: "subject",
-		SourceIP: sourceIP, Detail: fmt.Sprintf("rows=%d connections=%d", rep.Rows, int64(len(rep.Revoking))+revokedGone)}
+		SourceIP: sourceIP, Detail: detail}
 	if err := s.insertAudit(ctx, tx, &trace, now); err != nil {
 		return rep, fmt.Errorf("audit: %w", err)
 	}
 	return rep, nil
+}
+
+// revokeSubjectConnections puts the subject's live connections into
+// revocation and marks every revoking one EraseOnRevoke (listed in
+// rep.Revoking); it returns how many are already revoked.
+func (s *Store) revokeSubjectConnections(ctx context.Context, tx *sql.Tx, tenantID, subjectID string, fenced []string, now time.Time, rep *EraseReport) (int64, error) {
+	for _, id := range fenced {
+		if err := s.pgFence(ctx, tx, id, true); err != nil {
+			return 0, err
+		}
+	}
+	now = truncMS(now)
+	conns, err := s.queryConnections(ctx, tx, "tenant_id = ? AND subject_id = ?", true, tenantID, subjectID)
+	if err != nil {
+		return 0, fmt.Errorf("connections: %w", err)
+	}
+	var revokedGone int64
+	for _, c := range conns {
+		switch c.State {
+		case ConnActive, ConnPaused, ConnBroken:
+			if !slices.Contains(fenced, c.ID) {
+				return 0, errFenceMoved
+			}
+			rep.Revoking = append(rep.Revoking, c.ID)
+		case ConnRevoking:
+			rep.Revoking = append(rep.Revoking, c.ID)
+		case ConnRevoked:
+			revokedGone++
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE connections
+		SET state = 'revoking', state_reason = ?, revoke_requested_at = ?, updated_at = ?, erase_on_revoke = TRUE
+		WHERE tenant_id = ? AND subject_id = ? AND state IN `+liveStates), ReasonErasure, ms(now), ms(now), tenantID, subjectID); err != nil {
+		return 0, fmt.Errorf("revoke connections: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE connections SET erase_on_revoke = TRUE, updated_at = ?
+		WHERE tenant_id = ? AND subject_id = ? AND state = 'revoking'`), ms(now), tenantID, subjectID); err != nil {
+		return 0, fmt.Errorf("revoke connections: %w", err)
+	}
+	return revokedGone, nil
 }
 
 // eraseAppointments takes the subject off its appointments and deletes the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -294,4 +295,74 @@ func TestGoogleAndCalDAVForOneSubject(t *testing.T) {
 	if busy.Items[0].Start != inGoogle.Format(time.RFC3339) || busy.Items[1].Start != inDAV.Format(time.RFC3339) {
 		t.Errorf("busy %+v, want the Google block at %s and the CalDAV one at %s (our copies never)", busy.Items, inGoogle.Format(time.RFC3339), inDAV.Format(time.RFC3339))
 	}
+}
+
+// TestGoogleFaultStorm: 5xx, an expired sync token and 429s with
+// Retry-After while appointments are written and the person adds events:
+// everything ends in place once, nothing twice, the connection active.
+func TestGoogleFaultStorm(t *testing.T) {
+	t.Parallel()
+	g := googletest.Start(t)
+	g.AddCalendar(googleCalendar)
+	st := newStack(t, store.DialectPostgres, withGoogle(g))
+	connID := connectGoogle(t, st, g, "anna", "calendar.read.busy", "calendar.write")
+	waitFor(t, 15*time.Second, "the first sync", func() bool { return !st.connection(connID).LastSyncAt.IsZero() })
+	g.ResetCalendarRequests()
+
+	g.FailCalendar(3, googletest.BackendError)
+	g.ExpireSyncTokens(googleCalendar)
+	storm := googletest.TooManyRequests
+	storm.RetryAfter = "1"
+	g.FailCalendar(3, storm)
+	g.FailCalendar(2, googletest.RateLimitExceeded)
+
+	const n = 8
+	base := time.Now().Add(96 * time.Hour).UTC().Truncate(time.Hour)
+	for i := range n {
+		appt := map[string]any{
+			"subject_ids": []string{"anna"}, "time_zone": "Europe/Berlin", "title": "Termin",
+			"start": base.Add(time.Duration(i) * 3 * time.Hour).Format(time.RFC3339),
+			"end":   base.Add(time.Duration(i)*3*time.Hour + 30*time.Minute).Format(time.RFC3339),
+		}
+		if code := st.do("PUT", fmt.Sprintf("/v1/appointments/storm-%d", i), appt, nil); code != http.StatusCreated {
+			t.Fatalf("PUT appointment %d: %d", i, code)
+		}
+		g.PutEvent(googleCalendar, googleEvent(fmt.Sprintf("own%d", i), base.Add(time.Duration(i)*3*time.Hour+time.Hour), time.Hour))
+	}
+	if code := st.do("POST", "/v1/connections/"+connID+"/sync", map[string]any{}, nil); code != http.StatusAccepted {
+		t.Fatalf("sync: %d", code)
+	}
+	from, to := base.Add(-time.Hour).Format(time.RFC3339), base.Add(48*time.Hour).Format(time.RFC3339)
+	var busy struct{ Items []struct{ Start, End string } }
+	waitFor(t, 90*time.Second, "every copy at Google and every own event busy", func() bool {
+		copies := 0
+		for i := range n {
+			if ev, ok := g.Event(googleCalendar, googleremote.EventID(st.tenant.ID, fmt.Sprintf("storm-%d", i))); ok && ev.Status != "cancelled" {
+				copies++
+			}
+		}
+		st.do("GET", "/v1/subjects/anna/busy?from="+from+"&to="+to, nil, &busy)
+		return copies == n && len(busy.Items) == n
+	})
+	if live := g.LiveEvents(googleCalendar); len(live) != 2*n {
+		t.Errorf("%d events at Google, want %d (no duplicates)", len(live), 2*n)
+	}
+	seen := map[int]int{}
+	for _, r := range g.CalendarRequests() {
+		seen[r.Status]++
+	}
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusGone, http.StatusTooManyRequests, http.StatusForbidden} {
+		if seen[status] == 0 {
+			t.Errorf("the storm never answered %d (answers %v)", status, seen)
+		}
+	}
+	waitFor(t, 30*time.Second, "the connection active and clean", func() bool {
+		if code := st.do("POST", "/v1/connections/"+connID+"/sync", map[string]any{}, nil); code != http.StatusAccepted {
+			return false
+		}
+		time.Sleep(500 * time.Millisecond)
+		c := st.connection(connID)
+		return c.State == store.ConnActive && c.LastError == ""
+	})
+	t.Logf("storm: answers by status %v; %d copies and %d own events in place, 0 duplicated, 0 lost", seen, n, n)
 }

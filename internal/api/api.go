@@ -26,6 +26,7 @@
 //	sync.go           sync now, and the sync block of a connection's view
 //	twilio.go         Twilio delivery callbacks
 //	health.go         liveness and readiness
+//	tenant.go         tenant offboarding and anonymous statistics
 package api
 
 import (
@@ -137,6 +138,9 @@ type Deps struct {
 	// Ready reports whether the process can serve (store and queue
 	// reachable). nil: always ready. Its error text is not shown to clients.
 	Ready func(ctx context.Context) error
+	// Tenants serves offboarding, statistics and consent receipts. nil:
+	// Store, when it implements TenantStore.
+	Tenants TenantStore
 }
 
 const defaultMaxBatch = 1000
@@ -152,6 +156,7 @@ type server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	ready    func(ctx context.Context) error
+	tenants  TenantStore
 }
 
 // New returns the HTTP handler of the API.
@@ -170,6 +175,10 @@ func New(cfg Config, d Deps) http.Handler {
 		log:      d.Logger,
 		now:      d.Now,
 		ready:    d.Ready,
+		tenants:  d.Tenants,
+	}
+	if s.tenants == nil {
+		s.tenants, _ = d.Store.(TenantStore)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -185,7 +194,7 @@ func New(cfg Config, d Deps) http.Handler {
 	for _, r := range s.table() {
 		h := r.open
 		if r.Role != "" {
-			h = s.auth(r.Role, r.keyed)
+			h = s.auth(r.Role, refuseSuspended(r.duringOffboarding, r.keyed))
 		}
 		mux.HandleFunc(r.Method+" "+r.Pattern, h)
 	}
@@ -217,10 +226,20 @@ type route struct {
 	Route
 	keyed authedHandler
 	open  http.HandlerFunc
+	// duringOffboarding: keys of an offboarding tenant may use the route.
+	duringOffboarding bool
 }
 
 func keyed(method, pattern, role string, h authedHandler) route {
 	return route{Route: Route{method, pattern, role}, keyed: h}
+}
+
+// offboarding is an admin route that stays open to the keys of an
+// offboarding tenant, so that the offboarding can be inspected and cancelled.
+func offboarding(method, pattern string, h authedHandler) route {
+	r := keyed(method, pattern, store.RoleAdmin, h)
+	r.duringOffboarding = true
+	return r
 }
 
 func open(method, pattern string, h http.HandlerFunc) route {
@@ -255,5 +274,9 @@ func (s *server) table() []route {
 		open("POST", "/webhooks/twilio/status", s.twilioStatus),
 		open("GET", "/healthz", s.healthz),
 		open("GET", "/readyz", s.readyz),
+		offboarding("POST", "/v1/tenant/offboard", s.offboardTenant),
+		offboarding("GET", "/v1/tenant/offboard", s.getOffboarding),
+		offboarding("POST", "/v1/tenant/offboard/cancel", s.cancelOffboarding),
+		keyed("GET", "/v1/stats", store.RoleIngest, s.tenantStats),
 	}
 }

@@ -27,6 +27,7 @@
 //	twilio.go         Twilio delivery callbacks
 //	health.go         liveness and readiness
 //	tenant.go         tenant offboarding and anonymous statistics
+//	records.go        records of processing
 package api
 
 import (
@@ -39,6 +40,7 @@ import (
 
 	"github.com/termind/termind/connectors/caldav"
 	"github.com/termind/termind/connectors/google"
+	"github.com/termind/termind/internal/processing"
 	"github.com/termind/termind/internal/store"
 )
 
@@ -56,6 +58,9 @@ type Config struct {
 	// (HMAC-SHA256, at least google.MinStateKeyLen = 32 bytes). Shorter or
 	// empty: the Google routes answer 503 not_configured.
 	OAuthStateKey []byte
+	// Processing is what the running configuration says about processors,
+	// for the records of processing and consent receipts.
+	Processing processing.Setup
 }
 
 // Store is the part of *store.Store the API uses.
@@ -278,5 +283,6 @@ func (s *server) table() []route {
 		offboarding("GET", "/v1/tenant/offboard", s.getOffboarding),
 		offboarding("POST", "/v1/tenant/offboard/cancel", s.cancelOffboarding),
 		keyed("GET", "/v1/stats", store.RoleIngest, s.tenantStats),
+		keyed("GET", "/v1/tenant/processing-records", store.RoleAdmin, s.processingRecords),
 	}
 }

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/termind/termind/internal/processing"
 	"github.com/termind/termind/internal/store"
 	"github.com/termind/termind/internal/store/storetest"
 )
@@ -143,4 +146,64 @@ func TestStatsAPI(t *testing.T) {
 			wantError(t, e.do("GET", "/v1/stats?"+tc.query, ingest, ""), http.StatusUnprocessableEntity, codeInvalidField, tc.field)
 		})
 	}
+}
+
+func TestProcessingRecordsAPI(t *testing.T) {
+	t.Parallel()
+	recordsOf := func(t *testing.T, setup processing.Setup) (*testEnv, processing.Records) {
+		t.Helper()
+		e := newEnv(t, store.DialectSQLite, func(c *Config, _ *Deps) { c.Processing = setup })
+		e.seedConnection("cust-a", store.ProviderCalDAV, store.ConsentCalendarReadBusy)
+		w := e.do("GET", "/v1/tenant/processing-records", e.token, "")
+		if w.Code != http.StatusOK {
+			t.Fatalf("records: %d %s", w.Code, w.Body)
+		}
+		var rec processing.Records
+		decodeBody(t, w, &rec)
+		return e, rec
+	}
+	smsOf := func(rec processing.Records) processing.Activity {
+		for _, a := range rec.Activities {
+			if a.ID == "notify.sms" {
+				return a
+			}
+		}
+		return processing.Activity{}
+	}
+	_, before := recordsOf(t, processing.Setup{SMTPHost: "mail.example.org"})
+	if a := smsOf(before); len(a.Recipients) != 0 || a.ThirdCountryTransfer {
+		t.Errorf("SMS without Twilio = %+v", a)
+	}
+	e, after := recordsOf(t, processing.Setup{SMTPHost: "mail.example.org", Twilio: true})
+	if a := smsOf(after); len(a.Recipients) != 1 || a.Recipients[0].Name != "Twilio Inc." || !a.ThirdCountryTransfer ||
+		!slices.Equal(a.TransferCountries, []string{"US"}) {
+		t.Errorf("SMS with Twilio = %+v", a)
+	}
+	var hosts []string
+	for _, a := range after.Activities {
+		for _, r := range a.Recipients {
+			hosts = append(hosts, r.Host)
+		}
+	}
+	if !slices.Contains(hosts, "dav.example.com") || !slices.Contains(hosts, "mail.example.org") {
+		t.Errorf("recipients' hosts = %v, want the SMTP host and the CalDAV host in use", hosts)
+	}
+
+	for _, tc := range []struct{ path, accept string }{
+		{"/v1/tenant/processing-records?format=markdown", ""},
+		{"/v1/tenant/processing-records", "text/markdown"},
+	} {
+		r := httptest.NewRequest("GET", tc.path, nil)
+		r.Header.Set("Authorization", "Bearer "+e.token)
+		r.Header.Set("Accept", tc.accept)
+		w := httptest.NewRecorder()
+		e.handler.ServeHTTP(w, r)
+		if w.Code != http.StatusOK || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/markdown") ||
+			!strings.Contains(w.Body.String(), "Twilio Inc. (processor, US)") {
+			t.Errorf("%s (Accept %q): %d %s\n%s", tc.path, tc.accept, w.Code, w.Header().Get("Content-Type"), w.Body)
+		}
+	}
+	wantError(t, e.do("GET", "/v1/tenant/processing-records?format=xml", e.token, ""), http.StatusUnprocessableEntity, codeInvalidField, "format")
+	ingest, _ := e.ingestKey()
+	wantError(t, e.do("GET", "/v1/tenant/processing-records", ingest, ""), http.StatusForbidden, codeForbidden, "")
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/termind/termind/connectors/sms"
 	"github.com/termind/termind/internal/api"
 	"github.com/termind/termind/internal/config"
+	"github.com/termind/termind/internal/processing"
 	"github.com/termind/termind/internal/secrets"
 	"github.com/termind/termind/internal/store"
 	calsync "github.com/termind/termind/internal/sync"
@@ -218,6 +219,7 @@ func (d *daemon) handler() http.Handler {
 		PublicURL:       d.cfg.PublicURL,
 		TwilioAuthToken: d.cfg.TwilioAuthToken,
 		OAuthStateKey:   d.keys.SigningKey("oauth-state"),
+		Processing:      processing.SetupFrom(d.cfg),
 	}, deps)
 }
 

@@ -28,6 +28,7 @@
 //	health.go         liveness and readiness
 //	tenant.go         tenant offboarding and anonymous statistics
 //	records.go        records of processing
+//	receipts.go       consent receipts and the controller details they name
 package api
 
 import (
@@ -284,5 +285,8 @@ func (s *server) table() []route {
 		offboarding("POST", "/v1/tenant/offboard/cancel", s.cancelOffboarding),
 		keyed("GET", "/v1/stats", store.RoleIngest, s.tenantStats),
 		keyed("GET", "/v1/tenant/processing-records", store.RoleAdmin, s.processingRecords),
+		keyed("GET", "/v1/subjects/{id}/consents/{decision_id}/receipt", store.RoleIngest, s.consentReceipt),
+		keyed("PUT", "/v1/tenant/controller", store.RoleAdmin, s.putController),
+		keyed("GET", "/v1/tenant/controller", store.RoleAdmin, s.getController),
 	}
 }

@@ -23,6 +23,7 @@ type TenantStore interface {
 	TenantStats(ctx context.Context, q store.StatsQuery, now time.Time) (store.Stats, error)
 	GetConsent(ctx context.Context, tenantID, subjectID, id string) (store.Consent, error)
 	GetTenantController(ctx context.Context, tenantID string) (store.Controller, error)
+	SetTenantController(ctx context.Context, c store.Controller) error
 }
 
 // Error codes of the tenant routes.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -75,6 +76,18 @@ func TestConsentReceiptAPI(t *testing.T) {
 					t.Errorf("receipt of %s = %s", c.Purpose, w.Body)
 				}
 			}
+			// The platform can mail the receipt with the consent_receipt template.
+			w := e.do("POST", "/v1/notifications", ingest, `{"idempotency_key":"receipt-`+ledger[0].ID+`","channel":"email",
+				"to":"anna@example.org","locale":"de","template":"consent_receipt","purpose":"transactional","subject_id":"cust-7",
+				"data":{"customer_name":"Anna","provider_name":"Praxis","purpose":"SMS-Erinnerungen","decision":"granted",
+				"decided_at":"`+ledger[0].CreatedAt.Format(time.RFC3339)+`","time_zone":"Europe/Berlin","receipt_id":"`+ledger[0].ID+`"}}`)
+			if w.Code != http.StatusAccepted {
+				t.Errorf("mail the receipt: %d %s", w.Code, w.Body)
+			}
+			wantError(t, e.do("POST", "/v1/notifications", ingest, `{"idempotency_key":"receipt-2","channel":"email",
+				"to":"anna@example.org","locale":"de","template":"consent_receipt","purpose":"transactional",
+				"data":{"customer_name":"Anna","provider_name":"Praxis","purpose":"SMS","decision":"granted","time_zone":"Europe/Berlin","receipt_id":"x"}}`),
+				http.StatusUnprocessableEntity, codeInvalidField, "data.decided_at")
 			wantError(t, e.do("GET", "/v1/subjects/cust-7/consents/cns_missing/receipt", ingest, ""), http.StatusNotFound, codeNotFound, "")
 			wantError(t, e.do("GET", "/v1/subjects/cust-8/consents/"+ledger[0].ID+"/receipt", ingest, ""), http.StatusNotFound, codeNotFound, "")
 			wantError(t, e.do("GET", "/v1/subjects/cust-7/consents/"+ledger[0].ID+"/receipt?lang=fr", ingest, ""), http.StatusUnprocessableEntity, codeInvalidField, "lang")

@@ -84,8 +84,8 @@ func (s *Store) GetOffboarding(ctx context.Context, tenantID string) (Offboardin
 // BeginOffboarding stops all processing of a tenant in one transaction:
 // every live connection is revoked as BeginRevocation would (ledger and
 // audit entries, after calendar writes in flight finish), scheduled
-// notifications are cancelled, the tenant's API keys are suspended, and
-// the erasure is due at Now + Grace. ErrConflict if the tenant is already
+// notifications are cancelled, pending OAuth authorizations dropped, the
+// tenant's API keys are suspended, and the erasure is due at Now + Grace. ErrConflict if the tenant is already
 // offboarding; ErrNotFound for an unknown tenant.
 func (s *Store) BeginOffboarding(ctx context.Context, tenantID string, req OffboardRequest) (OffboardReport, error) {
 	if req.Grace < 0 {
@@ -167,6 +167,11 @@ func (s *Store) beginOffboarding(ctx context.Context, tx *sql.Tx, tenantID strin
 	}
 	if rep.Notifications, err = res.RowsAffected(); err != nil {
 		return rep, fmt.Errorf("notifications: %w", err)
+	}
+	// A pending Google authorization would otherwise still create a
+	// connection when the browser comes back.
+	if _, err = tx.ExecContext(ctx, s.rebind("DELETE FROM oauth_states WHERE tenant_id = ?"), tenantID); err != nil {
+		return rep, fmt.Errorf("oauth states: %w", err)
 	}
 	if res, err = tx.ExecContext(ctx, s.rebind("UPDATE api_keys SET suspended_at = ? WHERE tenant_id = ? AND disabled_at = 0 AND suspended_at = 0"),
 		ms(now), tenantID); err != nil {

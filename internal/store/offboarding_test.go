@@ -86,6 +86,9 @@ func TestOffboardingStopsWorkAndPurgesAfterGrace(t *testing.T) {
 		if n := count(t, s, "SELECT count(*) FROM notifications WHERE tenant_id = ? AND status = 'scheduled'", tn.ID); n != 0 {
 			t.Errorf("%d notifications still scheduled", n)
 		}
+		if n := count(t, s, "SELECT count(*) FROM oauth_states WHERE tenant_id = ?", tn.ID); n != 0 {
+			t.Errorf("%d pending OAuth authorizations left: a callback could still connect a calendar", n)
+		}
 		if rep.Notifications != 6 {
 			t.Errorf("Notifications = %d cancelled, want 6", rep.Notifications)
 		}

@@ -39,7 +39,7 @@ func (c *cli) tenantOffboard(ctx context.Context, args []string) error {
 		if *cancel {
 			if err := s.CancelOffboarding(ctx, tenantID, "cli", "", time.Now()); err != nil {
 				if errors.Is(err, store.ErrConflict) {
-					return fmt.Errorf("tenant %s is not being offboarded (or its data was already erased)", tenantID)
+					return fmt.Errorf("tenant %s is not being offboarded, or its grace period is over", tenantID)
 				}
 				return err
 			}

@@ -158,7 +158,7 @@ func (s *server) cancelOffboarding(w http.ResponseWriter, r *http.Request, key s
 	err := ts.CancelOffboarding(r.Context(), key.TenantID, actorOf(key), sourceIP("", r), s.now())
 	if errors.Is(err, store.ErrConflict) {
 		writeError(w, &apiError{Status: http.StatusConflict, Code: codeNotOffboarding,
-			Message: "the tenant is not being offboarded (or its data was already erased)"})
+			Message: "the tenant is not being offboarded, or its grace period is over"})
 		return
 	}
 	if err != nil {

@@ -123,8 +123,12 @@ func (s *Store) BeginOffboarding(ctx context.Context, tenantID string, req Offbo
 
 func (s *Store) beginOffboarding(ctx context.Context, tx *sql.Tx, tenantID string, req OffboardRequest, now time.Time, fenced []string) (OffboardReport, error) {
 	var rep OffboardReport
+	// No row lock on the tenant: FOR UPDATE would block every insert that
+	// references it (foreign keys take KEY SHARE) and could deadlock with a
+	// calendar write holding a fence; the offboarding row's primary key
+	// serialises concurrent offboardings instead.
 	var one int
-	if err := tx.QueryRowContext(ctx, s.rebind("SELECT 1 FROM tenants WHERE id = ?"+s.forUpdate()), tenantID).Scan(&one); err != nil {
+	if err := tx.QueryRowContext(ctx, s.rebind("SELECT 1 FROM tenants WHERE id = ?"), tenantID).Scan(&one); err != nil {
 		return rep, fmt.Errorf("tenant: %w", notFound(err))
 	}
 	res, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO tenant_offboarding (`+offboardingCols+`) VALUES (?, ?, ?, 0)
@@ -193,7 +197,7 @@ func (s *Store) beginOffboarding(ctx context.Context, tx *sql.Tx, tenantID strin
 // suspended API keys work again. Revoked connections stay revoked and
 // cancelled notifications stay cancelled (consent withdrawn on the
 // customers' behalf is not silently restored). ErrConflict if the tenant
-// is not offboarding or its data was already erased.
+// is not offboarding or the grace period is over (erased or about to be).
 func (s *Store) CancelOffboarding(ctx context.Context, tenantID, actor, sourceIP string, now time.Time) error {
 	now = truncMS(now)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -205,8 +209,8 @@ func (s *Store) CancelOffboarding(ctx context.Context, tenantID, actor, sourceIP
 		if err != nil {
 			return err
 		}
-		if !o.PurgedAt.IsZero() {
-			return fmt.Errorf("already erased: %w", ErrConflict)
+		if !o.PurgedAt.IsZero() || !now.Before(o.PurgeAt) {
+			return fmt.Errorf("grace period over: %w", ErrConflict)
 		}
 		if _, err := tx.ExecContext(ctx, s.rebind("DELETE FROM tenant_offboarding WHERE tenant_id = ?"), tenantID); err != nil {
 			return err
@@ -346,6 +350,16 @@ func (s *Store) purgeTenant(ctx context.Context, tenantID string, now time.Time,
 func (s *Store) purgeTenantNotifications(ctx context.Context, tenantID string, limit int) (int64, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// A cancellation that committed meanwhile stops the erasure; the
+		// lock keeps one from committing during this batch.
+		var purged int64
+		err := tx.QueryRowContext(ctx, s.rebind("SELECT purged_at FROM tenant_offboarding WHERE tenant_id = ?"+s.forUpdate()), tenantID).Scan(&purged)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && purged != 0) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 		ids, err := queryStrings(ctx, tx, s.rebind("SELECT id FROM notifications WHERE tenant_id = ? ORDER BY id LIMIT ?"+s.forUpdate()),
 			tenantID, limit)
 		if err != nil || len(ids) == 0 {

@@ -213,6 +213,9 @@ func TestCancelOffboardingRestoresService(t *testing.T) {
 		if _, err := s.BeginOffboarding(ctx, tn.ID, store.OffboardRequest{Grace: 7 * 24 * time.Hour, Actor: "cli", Now: now}); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.CancelOffboarding(ctx, tn.ID, "cli", "", now.Add(7*24*time.Hour)); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("CancelOffboarding once the grace period ended: %v, want ErrConflict", err)
+		}
 		if err := s.CancelOffboarding(ctx, tn.ID, "api_key:admin", "198.51.100.1", now.Add(6*24*time.Hour)); err != nil {
 			t.Fatal(err)
 		}

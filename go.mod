@@ -19,6 +19,9 @@ require (
 	github.com/prometheus/common v0.72.0 // tests: parsing /metrics (expfmt); v0.72.0, as v0.73 needs a module the proxy does not serve
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/redis/go-redis/v9 v9.23.0
+	// Tests only: validates consent receipts against docs/schemas/consent-receipt.schema.json
+	// (JSON Schema 2020-12, maintained, no dependencies of its own beyond x/text).
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	github.com/teambition/rrule-go v1.8.2
 	github.com/twilio/twilio-go v1.31.0
 	github.com/wneessen/go-mail v0.8.1

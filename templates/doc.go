@@ -12,8 +12,8 @@
 //	default/<locale>/<name>.html.tmpl     mail HTML body, the "content" inside the layout (html/template)
 //	default/<locale>/<name>.sms.tmpl      SMS text (text/template)
 //
-// Names are confirmation, reminder, cancellation and reschedule; locales are
-// de and en. One trailing newline of every file is dropped, so files may end
+// Names are confirmation, reminder, cancellation and reschedule (mail and
+// SMS) and consent_receipt (mail only); locales are de and en. One trailing newline of every file is dropped, so files may end
 // with a newline as editors like.
 //
 // # Overrides
@@ -45,10 +45,18 @@
 // Templates see the caller's data with these changes:
 //
 //	.start .end .previous_start   date and time in .time_zone, e.g. "Montag, 23. November 2026, 14:30 Uhr"
+//	.decided_at                   the same for the decision time of a consent_receipt
 //	.start_date .end_date ...     the date alone, e.g. "Monday, 23 November 2026"
 //	.start_time .end_time ...     the clock time alone, e.g. "14:30" (templates add "Uhr" where the language wants it)
 //	.locale                       the chosen locale, e.g. "de"
 //	.subject                      the rendered subject (for the HTML <title>)
+//
+// consent_receipt mails the receipt of a consent decision; its data:
+// customer_name, provider_name, purpose (the purpose in words), decision
+// (granted | refused | revoked), decided_at (RFC 3339), time_zone,
+// receipt_id (the ledger decision's id) and optional receipt_url (where
+// the platform offers the JSON receipt of
+// GET /v1/subjects/{id}/consents/{decision_id}/receipt).
 //
 // These names are the renderer's: a data key of the same name is replaced.
 // Times are shown in time_zone whatever offset the RFC 3339 value carries.

@@ -8,7 +8,7 @@ import (
 
 // timeKeys are the data keys holding RFC 3339 instants; the renderer
 // replaces each with its formatted form and adds <key>_date and <key>_time.
-func timeKeys() [3]string { return [3]string{"start", "end", "previous_start"} }
+func timeKeys() [4]string { return [4]string{"start", "end", "previous_start", "decided_at"} }
 
 // Keys the renderer itself puts into the view; data need not carry them.
 const (

@@ -16,6 +16,12 @@ type PurgerStore interface {
 	PurgeExpired(ctx context.Context, now time.Time, batchSize int, dryRun bool) (store.PurgeReport, error)
 }
 
+// OffboardingPurger erases the tenants whose offboarding grace period has
+// ended (*store.Store). The purger runs it when its Store implements it.
+type OffboardingPurger interface {
+	PurgeOffboarded(ctx context.Context, now time.Time, batchSize int) (store.OffboardPurgeReport, error)
+}
+
 // ArchiveCleaner deletes the queue's archived tasks (queue.Inspector).
 type ArchiveCleaner interface {
 	DeleteArchived(ctx context.Context) (int, error)
@@ -69,7 +75,8 @@ func (p *Purger) ProcessTask(ctx context.Context, _ *asynq.Task) error {
 }
 
 // Purge deletes expired notifications (dryRun: only counts them) and,
-// unless dryRun, the queue's archived tasks.
+// unless dryRun, the personal data of tenants whose offboarding grace
+// period ended and the queue's archived tasks.
 func (p *Purger) Purge(ctx context.Context, dryRun bool) (store.PurgeReport, error) {
 	rep, err := p.cfg.Store.PurgeExpired(ctx, p.cfg.Now(), p.cfg.BatchSize, dryRun)
 	if err != nil {
@@ -86,6 +93,14 @@ func (p *Purger) Purge(ctx context.Context, dryRun bool) (store.PurgeReport, err
 			}
 		}
 	}
+	tenants := 0
+	if o, ok := p.cfg.Store.(OffboardingPurger); ok && !dryRun {
+		off, err := o.PurgeOffboarded(ctx, p.cfg.Now(), p.cfg.BatchSize)
+		if err != nil {
+			return rep, fmt.Errorf("purge: %w", err)
+		}
+		tenants = off.Tenants
+	}
 	archived := 0
 	if !dryRun && p.cfg.Archive != nil {
 		archived, err = p.cfg.Archive.DeleteArchived(ctx)
@@ -97,6 +112,6 @@ func (p *Purger) Purge(ctx context.Context, dryRun bool) (store.PurgeReport, err
 		"batches", rep.Batches, "archived_tasks", archived, "audit", rep.Audit,
 		"imported_events", rep.ImportedEvents, "connections_revoked", rep.ConnectionsRevoked,
 		"subjects_erased", rep.SubjectsErased, "subjects_anonymised", rep.SubjectsAnonymised,
-		"holds_expired", rep.HoldsExpired, "held", rep.Held.Total())
+		"holds_expired", rep.HoldsExpired, "held", rep.Held.Total(), "offboarded_tenants", tenants)
 	return rep, nil
 }

@@ -129,3 +129,42 @@ func TestPurgerRevokesBrokenConnections(t *testing.T) {
 		})
 	}
 }
+
+// The hourly purge erases a tenant once its offboarding grace period ends.
+func TestPurgerErasesOffboardedTenants(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range storetest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := storetest.New(t, dialect)
+			tn, _ := storetest.NewTenant(t, s)
+			if _, err := s.RecordConsent(ctx, store.Consent{TenantID: tn.ID, SubjectID: "cust-1", Purpose: store.ConsentNotifySMS,
+				Decision: store.DecisionGranted}); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if _, err := s.BeginOffboarding(ctx, tn.ID, store.OffboardRequest{Actor: "cli", Now: start}); err != nil {
+				t.Fatal(err)
+			}
+			now := start
+			p := NewPurger(PurgerConfig{Store: s, Now: func() time.Time { return now }, Logger: testLogger(t)})
+			if _, err := p.Purge(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			if l, err := s.ListConsents(ctx, tn.ID, "cust-1"); err != nil || len(l) != 1 {
+				t.Fatalf("ledger within the grace period: %d entries, %v", len(l), err)
+			}
+			now = start.Add(store.DefaultOffboardingGrace + time.Minute)
+			if _, err := p.Purge(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			if l, err := s.ListConsents(ctx, tn.ID, "cust-1"); err != nil || len(l) != 0 {
+				t.Errorf("ledger after the grace period: %d entries, %v", len(l), err)
+			}
+			if o, err := s.GetOffboarding(ctx, tn.ID); err != nil || o.PurgedAt.IsZero() {
+				t.Errorf("offboarding after purge: %+v, %v", o, err)
+			}
+		})
+	}
+}

@@ -106,8 +106,14 @@ func (c *cli) tenant(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "retention" {
 		return c.tenantRetention(ctx, args[1:])
 	}
+	if len(args) >= 1 && args[0] == "offboard" {
+		return c.tenantOffboard(ctx, args[1:])
+	}
+	if len(args) >= 1 && args[0] == "records" {
+		return c.tenantRecords(ctx, args[1:])
+	}
 	if len(args) < 1 || args[0] != "create" {
-		return fmt.Errorf("%w: tenant create NAME", errUsage)
+		return fmt.Errorf("%w: tenant create NAME | tenant offboard ID | tenant records ID", errUsage)
 	}
 	fs := newFlags("tenant create", c.stderr)
 	if err := parseFlags(fs, args[1:]); err != nil {

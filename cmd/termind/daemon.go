@@ -24,6 +24,7 @@ import (
 	"github.com/termind/termind/internal/api"
 	"github.com/termind/termind/internal/config"
 	"github.com/termind/termind/internal/metrics"
+	"github.com/termind/termind/internal/processing"
 	"github.com/termind/termind/internal/secrets"
 	"github.com/termind/termind/internal/store"
 	calsync "github.com/termind/termind/internal/sync"
@@ -242,6 +243,7 @@ func (d *daemon) handler() http.Handler {
 		OAuthStateKey:   d.keys.SigningKey("oauth-state"),
 		PushDebounce:    d.cfg.GooglePushDebounce,
 		MetricsToken:    d.cfg.MetricsToken,
+		Processing:      processing.SetupFrom(d.cfg),
 	}, deps)
 }
 

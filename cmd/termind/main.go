@@ -25,6 +25,8 @@ Usage:
   termind serve [--listen ADDR] [--roles api,worker,scheduler]
   termind migrate
   termind tenant create NAME
+  termind tenant offboard ID [--grace 28d] [--cancel]
+  termind tenant records ID [--format json|markdown]
   termind apikey create --tenant ID --role ingest|admin
   termind purge [--dry-run] [--output text|json]
   termind connections list --tenant ID [--subject ID] [--output text|json]

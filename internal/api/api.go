@@ -28,6 +28,9 @@
 //	health.go         liveness and readiness
 //	openapi.go        the embedded OpenAPI document (openapi.yaml) and /metrics access
 //	retention.go      the tenant's retention policy and legal holds
+//	tenant.go         tenant offboarding and anonymous statistics
+//	records.go        records of processing
+//	receipts.go       consent receipts and the controller details they name
 package api
 
 import (
@@ -40,6 +43,7 @@ import (
 
 	"github.com/termind/termind/connectors/caldav"
 	"github.com/termind/termind/connectors/google"
+	"github.com/termind/termind/internal/processing"
 	"github.com/termind/termind/internal/store"
 )
 
@@ -63,6 +67,9 @@ type Config struct {
 	// MetricsToken, when set, is the bearer token GET /metrics needs;
 	// empty: /metrics answers loopback clients only.
 	MetricsToken string
+	// Processing is what the running configuration says about processors,
+	// for the records of processing and consent receipts.
+	Processing processing.Setup
 }
 
 // Store is the part of *store.Store the API uses.
@@ -157,6 +164,9 @@ type Deps struct {
 	// Observer counts the notification states the API sets (cancelled,
 	// delivered, undelivered). nil: none.
 	Observer NotificationObserver
+	// Tenants serves offboarding, statistics and consent receipts. nil:
+	// Store, when it implements TenantStore.
+	Tenants TenantStore
 }
 
 // NotificationObserver is told each state a notification reaches
@@ -181,6 +191,7 @@ type server struct {
 
 	metricsHandler http.Handler
 	observer       NotificationObserver
+	tenants        TenantStore
 }
 
 // New returns the HTTP handler of the API.
@@ -202,6 +213,10 @@ func New(cfg Config, d Deps) http.Handler {
 
 		metricsHandler: d.Metrics,
 		observer:       d.Observer,
+		tenants:        d.Tenants,
+	}
+	if s.tenants == nil {
+		s.tenants, _ = d.Store.(TenantStore)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -220,7 +235,7 @@ func New(cfg Config, d Deps) http.Handler {
 	for _, r := range s.table() {
 		h := r.open
 		if r.Role != "" {
-			h = s.auth(r.Role, r.keyed)
+			h = s.auth(r.Role, refuseSuspended(r.duringOffboarding, r.keyed))
 		}
 		mux.HandleFunc(r.Method+" "+r.Pattern, h)
 	}
@@ -252,10 +267,20 @@ type route struct {
 	Route
 	keyed authedHandler
 	open  http.HandlerFunc
+	// duringOffboarding: keys of an offboarding tenant may use the route.
+	duringOffboarding bool
 }
 
 func keyed(method, pattern, role string, h authedHandler) route {
 	return route{Route: Route{method, pattern, role}, keyed: h}
+}
+
+// offboarding is an admin route that stays open to the keys of an
+// offboarding tenant, so that the offboarding can be inspected and cancelled.
+func offboarding(method, pattern string, h authedHandler) route {
+	r := keyed(method, pattern, store.RoleAdmin, h)
+	r.duringOffboarding = true
+	return r
 }
 
 func open(method, pattern string, h http.HandlerFunc) route {
@@ -298,5 +323,13 @@ func (s *server) table() []route {
 		keyed("POST", "/v1/holds", store.RoleAdmin, s.placeHold),
 		keyed("GET", "/v1/holds", store.RoleAdmin, s.listHolds),
 		keyed("DELETE", "/v1/holds/{id}", store.RoleAdmin, s.releaseHold),
+		offboarding("POST", "/v1/tenant/offboard", s.offboardTenant),
+		offboarding("GET", "/v1/tenant/offboard", s.getOffboarding),
+		offboarding("POST", "/v1/tenant/offboard/cancel", s.cancelOffboarding),
+		keyed("GET", "/v1/stats", store.RoleIngest, s.tenantStats),
+		keyed("GET", "/v1/tenant/processing-records", store.RoleAdmin, s.processingRecords),
+		keyed("GET", "/v1/subjects/{id}/consents/{decision_id}/receipt", store.RoleIngest, s.consentReceipt),
+		keyed("PUT", "/v1/tenant/controller", store.RoleAdmin, s.putController),
+		keyed("GET", "/v1/tenant/controller", store.RoleAdmin, s.getController),
 	}
 }

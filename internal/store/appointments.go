@@ -257,7 +257,7 @@ func (s *Store) UpsertAppointment(ctx context.Context, a Appointment) (Appointme
 				return err
 			}
 			ch = AppointmentChange{Appointment: a, Created: true, Changed: true}
-			return nil
+			return s.countUsage(ctx, tx, a.TenantID, KindAppointmentCreated, "", now)
 		}
 		old, err := s.lockAppointment(ctx, tx, a.TenantID, a.ID)
 		if err != nil {
@@ -288,7 +288,7 @@ func (s *Store) UpsertAppointment(ctx context.Context, a Appointment) (Appointme
 		}
 		ch = AppointmentChange{Appointment: cur, Previous: &old, Changed: true,
 			Rescheduled: !old.Start.Equal(cur.Start) || !old.End.Equal(cur.End)}
-		return nil
+		return s.countAppointmentChange(ctx, tx, ch, now)
 	})
 	if err != nil {
 		return AppointmentChange{}, fmt.Errorf("upsert appointment: %w", err)
@@ -396,15 +396,16 @@ func (s *Store) CancelAppointment(ctx context.Context, tenantID, id string) (App
 			ch = AppointmentChange{Appointment: old}
 			return nil
 		}
+		now := time.Now()
 		cur, err := scanAppointment(tx.QueryRowContext(ctx, s.rebind(`UPDATE appointments
 			SET status = 'cancelled', version = version + 1, updated_at = ?
-			WHERE tenant_id = ? AND id = ? RETURNING `+appointmentCols("")), time.Now().UnixMilli(), tenantID, id))
+			WHERE tenant_id = ? AND id = ? RETURNING `+appointmentCols("")), now.UnixMilli(), tenantID, id))
 		if err != nil {
 			return fmt.Errorf("update: %w", err)
 		}
 		cur.SubjectIDs = old.SubjectIDs
 		ch = AppointmentChange{Appointment: cur, Previous: &old, Changed: true}
-		return nil
+		return s.countAppointmentChange(ctx, tx, ch, now)
 	})
 	if err != nil {
 		return AppointmentChange{}, fmt.Errorf("cancel appointment: %w", err)
@@ -498,4 +499,20 @@ func (s *Store) CancelAppointmentNotifications(ctx context.Context, tenantID, ap
 		return 0, fmt.Errorf("cancel appointment notifications: %w", err)
 	}
 	return int(n), nil
+}
+
+// countAppointmentChange adds a change of an existing appointment to the
+// anonymous counters: a move of start or end is a reschedule, a change of
+// status to cancelled a cancellation.
+func (s *Store) countAppointmentChange(ctx context.Context, tx *sql.Tx, ch AppointmentChange, now time.Time) error {
+	a := ch.Appointment
+	if ch.Rescheduled && a.Status != AppointmentCancelled {
+		if err := s.countUsage(ctx, tx, a.TenantID, KindAppointmentRescheduled, "", now); err != nil {
+			return err
+		}
+	}
+	if ch.Previous != nil && ch.Previous.Status != AppointmentCancelled && a.Status == AppointmentCancelled {
+		return s.countUsage(ctx, tx, a.TenantID, KindAppointmentCancelled, "", now)
+	}
+	return nil
 }

@@ -33,7 +33,7 @@ func (s *Store) ClaimNotifications(ctx context.Context, ids []string, now, lease
 	}
 	out, err := queryAll(ctx, s.db, scanNotification, s.rebind(`UPDATE notifications
 		SET status = 'sending', claimed_until = ?, updated_at = ?
-		WHERE status = 'scheduled' AND send_at <= ? AND id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)
+		WHERE status = 'scheduled' AND send_at <= ? AND `+notOffboarding+` AND id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)
 		RETURNING `+notificationCols), args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim notifications: %w", err)

@@ -367,33 +367,42 @@ func (s *Store) BeginRevocation(ctx context.Context, tenantID, id string, r Revo
 		if c.State == ConnRevoking || c.State == ConnRevoked {
 			return nil
 		}
-		now := truncMS(time.Now())
-		c, err = scanConnection(tx.QueryRowContext(ctx, s.rebind(`UPDATE connections
-			SET state = 'revoking', state_reason = ?, revoke_requested_at = ?, updated_at = ?
-			WHERE id = ? RETURNING `+connCols), r.Reason, ms(now), ms(now), id))
-		if err != nil {
-			return err
-		}
-		granted, err := s.grantedOnConnection(ctx, tx, c)
-		if err != nil {
-			return fmt.Errorf("ledger: %w", err)
-		}
-		for _, purpose := range granted {
-			cn := Consent{TenantID: c.TenantID, SubjectID: c.SubjectID, Purpose: purpose, Decision: DecisionRevoked,
-				PolicyVersion: r.PolicyVersion, Actor: r.Actor, SourceIP: r.SourceIP, UserAgent: r.UserAgent,
-				ConnectionID: c.ID, CreatedAt: now}
-			if err := s.insertConsent(ctx, tx, &cn); err != nil {
-				return fmt.Errorf("ledger: %w", err)
-			}
-		}
-		return s.insertAudit(ctx, tx, &AuditEntry{TenantID: c.TenantID, Actor: r.Actor, Action: "connection.revoke",
-			TargetKind: "connection", TargetID: c.ID, SubjectID: c.SubjectID, SourceIP: r.SourceIP,
-			Detail: "purposes=" + strings.Join(granted, ",")}, now)
+		c, err = s.revokeTx(ctx, tx, c.ID, r, truncMS(time.Now()))
+		return err
 	})
 	if err != nil {
 		return Connection{}, fmt.Errorf("begin revocation: %w", err)
 	}
 	return c, nil
+}
+
+// revokeTx is the commit of a revocation inside tx, for a live connection
+// whose write fence the caller holds: state revoking, a "revoked" ledger
+// entry for every purpose granted on it, an audit entry. Tenant
+// offboarding revokes through it too, so both leave the same records.
+func (s *Store) revokeTx(ctx context.Context, tx *sql.Tx, id string, r Revocation, now time.Time) (Connection, error) {
+	c, err := scanConnection(tx.QueryRowContext(ctx, s.rebind(`UPDATE connections
+		SET state = 'revoking', state_reason = ?, revoke_requested_at = ?, updated_at = ?
+		WHERE id = ? RETURNING `+connCols), r.Reason, ms(now), ms(now), id))
+	if err != nil {
+		return Connection{}, err
+	}
+	granted, err := s.grantedOnConnection(ctx, tx, c)
+	if err != nil {
+		return Connection{}, fmt.Errorf("ledger: %w", err)
+	}
+	for _, purpose := range granted {
+		cn := Consent{TenantID: c.TenantID, SubjectID: c.SubjectID, Purpose: purpose, Decision: DecisionRevoked,
+			PolicyVersion: r.PolicyVersion, Actor: r.Actor, SourceIP: r.SourceIP, UserAgent: r.UserAgent,
+			ConnectionID: c.ID, CreatedAt: now}
+		if err := s.insertConsent(ctx, tx, &cn); err != nil {
+			return Connection{}, fmt.Errorf("ledger: %w", err)
+		}
+	}
+	err = s.insertAudit(ctx, tx, &AuditEntry{TenantID: c.TenantID, Actor: r.Actor, Action: "connection.revoke",
+		TargetKind: "connection", TargetID: c.ID, SubjectID: c.SubjectID, SourceIP: r.SourceIP,
+		Detail: "purposes=" + strings.Join(granted, ",")}, now)
+	return c, err
 }
 
 // grantedOnConnection lists the purposes whose latest decision recorded on

@@ -250,7 +250,7 @@ func (s *Store) CancelNotification(ctx context.Context, tenantID, id string, now
 func (s *Store) ClaimNotification(ctx context.Context, id string, now, leaseUntil time.Time) (n Notification, ok bool, err error) {
 	n, err = scanNotification(s.db.QueryRowContext(ctx, s.rebind(`UPDATE notifications
 		SET status = 'sending', claimed_until = ?, updated_at = ?
-		WHERE id = ? AND status = 'scheduled' AND send_at <= ?
+		WHERE id = ? AND status = 'scheduled' AND send_at <= ? AND `+notOffboarding+`
 		RETURNING `+notificationCols), ms(leaseUntil), ms(now), id, ms(now)))
 	if err == nil {
 		return n, true, nil

@@ -93,6 +93,8 @@ type APIKey struct {
 	TenantID  string
 	Role      string
 	CreatedAt time.Time
+	// Suspended: the tenant is offboarding (see BeginOffboarding).
+	Suspended bool
 }
 
 // Subject is a person, named by the tenant's own id for them.

@@ -230,6 +230,11 @@ func (s *Store) eraseSubject(ctx context.Context, tx *sql.Tx, tenantID, subjectI
 	if rep.Rows, err = s.eraseAppointments(ctx, tx, tenantID, subjectID); err != nil {
 		return rep, fmt.Errorf("appointments: %w", err)
 	}
+	// The anonymous counters keep what is erased, as a purge would.
+	if _, err := tx.ExecContext(ctx, s.rebind(statsUpsertHead+`(SELECT tenant_id, created_day, channel, template, status
+		FROM notifications WHERE tenant_id = ? AND subject_id = ?)`+statsUpsertTail), tenantID, subjectID); err != nil {
+		return rep, fmt.Errorf("notifications: count: %w", err)
+	}
 	ofSubject := "(SELECT id FROM connections WHERE tenant_id = ? AND subject_id = ?)"
 	ofRevoked := "(SELECT id FROM connections WHERE tenant_id = ? AND subject_id = ? AND state = 'revoked')"
 	deletes := []struct{ what, sql string }{
@@ -340,6 +345,10 @@ func (s *Store) eraseAppointments(ctx context.Context, tx *sql.Tx, tenantID, sub
 		args := []any{tenantID}
 		for _, id := range ids {
 			args = append(args, id)
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind(statsUpsertHead+`(SELECT tenant_id, created_day, channel, template, status
+			FROM notifications WHERE tenant_id = ? AND appointment_id IN `+in+`)`+statsUpsertTail), args...); err != nil {
+			return 0, fmt.Errorf("notifications: count: %w", err)
 		}
 		if err := exec("DELETE FROM notifications WHERE tenant_id = ? AND appointment_id IN "+in, args...); err != nil {
 			return 0, fmt.Errorf("notifications: %w", err)

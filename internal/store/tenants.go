@@ -181,7 +181,9 @@ func parseToken(token string) (keyID, secret string, ok bool) {
 }
 
 // LookupAPIKey authenticates a token (constant-time comparison of hashes).
-// Unknown or wrong tokens give ErrNotFound.
+// Unknown or wrong tokens give ErrNotFound. A key of an offboarding tenant
+// is returned with Suspended set: the caller refuses it everything but
+// the offboarding itself.
 func (s *Store) LookupAPIKey(ctx context.Context, token string) (APIKey, error) {
 	keyID, secret, ok := parseToken(token)
 	if !ok {
@@ -189,9 +191,9 @@ func (s *Store) LookupAPIKey(ctx context.Context, token string) (APIKey, error) 
 	}
 	var k APIKey
 	var hash string
-	var created int64
-	err := s.read.QueryRowContext(ctx, s.rebind("SELECT id, tenant_id, role, secret_hash, created_at FROM api_keys WHERE id = ? AND disabled_at = 0"), keyID).
-		Scan(&k.ID, &k.TenantID, &k.Role, &hash, &created)
+	var created, suspended int64
+	err := s.read.QueryRowContext(ctx, s.rebind("SELECT id, tenant_id, role, secret_hash, created_at, suspended_at FROM api_keys WHERE id = ? AND disabled_at = 0"), keyID).
+		Scan(&k.ID, &k.TenantID, &k.Role, &hash, &created, &suspended)
 	if errors.Is(err, sql.ErrNoRows) {
 		return APIKey{}, fmt.Errorf("lookup api key: %w", ErrNotFound)
 	}
@@ -202,5 +204,6 @@ func (s *Store) LookupAPIKey(ctx context.Context, token string) (APIKey, error) 
 		return APIKey{}, fmt.Errorf("lookup api key: %w", ErrNotFound)
 	}
 	k.CreatedAt = fromMS(created)
+	k.Suspended = suspended != 0
 	return k, nil
 }

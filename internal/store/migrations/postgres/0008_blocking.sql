@@ -1,0 +1,4 @@
+-- Cross-calendar blocking: a connection with blocking set gets a
+-- detail-free "Busy" event for each busy period of the subject's other
+-- connections (links of kind 'blocker').
+ALTER TABLE connections ADD COLUMN blocking BOOLEAN NOT NULL DEFAULT FALSE;

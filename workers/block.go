@@ -6,11 +6,13 @@ package workers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/termind/termind/connectors/caldav"
 	"github.com/termind/termind/internal/store"
 	calsync "github.com/termind/termind/internal/sync"
 	"github.com/termind/termind/queue"
@@ -103,4 +105,41 @@ func (rv *Revoker) enqueueBlocks(ctx context.Context, connectionID string, peers
 				slog.String("connection_id", id), slog.String("source_connection_id", connectionID), slog.String("err", err.Error()))
 		}
 	}
+}
+
+// blockerRemover removes the copies whose marker match accepts
+// (caldav.Client).
+type blockerRemover interface {
+	RemoveOurCopiesWhere(ctx context.Context, match func(appointmentID string) bool) (int, error)
+}
+
+// removeBlockers takes a revoked connection's blockers away when its
+// appointment copies are kept: no sync will ever update them again, and
+// a stale "Busy" would block the person's time for good. Unreachable:
+// retried until the cleanup deadline; any other failure is logged and
+// the revocation goes on.
+func (rv *Revoker) removeBlockers(ctx context.Context, c store.Connection, creds []byte) error {
+	if c.Provider != store.ProviderCalDAV || creds == nil || rv.cfg.CalDAV == nil {
+		return nil
+	}
+	remover, err := rv.cfg.CalDAV(c, creds)
+	if err != nil {
+		return nil // reported by the copies' step of connections that keep nothing
+	}
+	br, ok := remover.(blockerRemover)
+	if !ok {
+		return nil
+	}
+	removed, err := br.RemoveOurCopiesWhere(ctx, calsync.IsBlocker)
+	switch {
+	case err == nil:
+		rv.log.Info("revoke: blockers removed, copies kept", "connection_id", c.ID, "removed", removed)
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("revoke %s: remove blockers: %w", c.ID, err)
+	case errors.Is(err, caldav.ErrUnreachable) && !rv.pastDeadline(c):
+		return fmt.Errorf("revoke %s: remove blockers: %w", c.ID, err)
+	}
+	rv.log.Warn("revoke: blockers not removed", "connection_id", c.ID, "removed", removed, "err", err)
+	return nil
 }

@@ -248,3 +248,59 @@ func TestRevokeAndBlockers(t *testing.T) {
 		})
 	}
 }
+
+// A connection revoked with its copies kept loses its blockers anyway:
+// nothing would ever update them again.
+func TestRevokeKeepingCopiesRemovesBlockers(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range storetest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			e := newRevokeEnv(t, dialect)
+			rad := caldavtest.StartRadicale(t)
+			office := rad.MakeCalendar(t, "alice", "Office")
+			private := rad.MakeCalendar(t, "alice", "Private")
+			a := e.connectCalDAV(office, "secret", false)
+			b := e.connect(store.Connection{Provider: store.ProviderCalDAV, CalendarURL: private, Blocking: true, KeepCopiesOnRevoke: true},
+				caldavCredentials{Username: "alice", Password: "secret"})
+			syncer := newBlockingSyncer(t, e, &countingBlocks{})
+			start := time.Now().Add(48 * time.Hour).Truncate(time.Hour)
+			rad.PutEvent(t, "alice", office, "x", syncUserEvent("x@example.com", start))
+			if err := syncer.ProcessPull(ctx, pullTask(t, a.ID, false)); err != nil {
+				t.Fatal(err)
+			}
+			if err := syncer.ProcessBlock(ctx, blockTask(t, b.ID)); err != nil {
+				t.Fatal(err)
+			}
+			ch, err := e.store.UpsertAppointment(ctx, store.Appointment{TenantID: e.tenant.ID, ID: "appt-k", SubjectIDs: []string{e.subject},
+				Start: start.Add(24 * time.Hour), End: start.Add(25 * time.Hour), TimeZone: "Europe/Berlin", Title: "Check-up"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := syncer.cfg.Engine.Push(ctx, b.ID, e.tenant.ID, ch.Appointment.ID, ch.Appointment.Version); err != nil {
+				t.Fatal(err)
+			}
+			get := func(name string) int {
+				code, _, _ := rad.Do(t, "alice", http.MethodGet, private+name, nil, "")
+				return code
+			}
+			blocker := caldav.EventName("blocker:" + calsync.BlockerKey(a.ID, "x@example.com", ""))
+			copyName := caldav.EventName("appt-k")
+			if get(blocker) != http.StatusOK || get(copyName) != http.StatusOK {
+				t.Fatalf("before revoking: blocker %d, copy %d", get(blocker), get(copyName))
+			}
+
+			e.begin(b.ID)
+			if err := e.revoker(nil).ProcessTask(ctx, revokeTask(t, b.ID)); err != nil {
+				t.Fatalf("revoke: %v", err)
+			}
+			if get(blocker) != http.StatusNotFound || get(copyName) != http.StatusOK {
+				t.Errorf("after revoking with copies kept: blocker %d (want 404), copy %d (want 200)", get(blocker), get(copyName))
+			}
+			if got := e.audit(b.ID, AuditActionCopies); !slices.Equal(got, []string{OutcomeKept}) {
+				t.Errorf("audit of the copies = %q", got)
+			}
+		})
+	}
+}

@@ -208,6 +208,9 @@ func (rv *Revoker) Revoke(ctx context.Context, connectionID string) error {
 // one it cannot is recorded and the cleanup goes on.
 func (rv *Revoker) removeCopies(ctx context.Context, c store.Connection, creds []byte) error {
 	if c.KeepCopiesOnRevoke {
+		if err := rv.removeBlockers(ctx, c, creds); err != nil {
+			return err
+		}
 		return rv.record(ctx, c, AuditActionCopies, OutcomeKept, "")
 	}
 	switch c.Provider {

@@ -183,3 +183,23 @@ func TestBlockerAppointmentIDsReserved(t *testing.T) {
 		}
 	})
 }
+
+// The Google authorization carries blocking through the consent screen to
+// the connection; an import-only request with blocking is refused first.
+func TestGoogleConnectWithBlocking(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		g := newGoogleEnv(t, dialect, nil)
+		importOnly := withConsent(with(with(authorizeBody("cust-b"), "direction", "import"), "blocking", true), "calendar.read.busy")
+		wantError(t, g.do("POST", "/v1/connections/google/authorize", g.token, mustJSON(t, importOnly)),
+			http.StatusUnprocessableEntity, "invalid_field", "blocking")
+		g.wantNothingStored(t)
+
+		authURL := g.authorize(t, g.token, with(authorizeBody("cust-b"), "blocking", true))
+		q := wantRedirect(t, g.callback(t, g.screen(t, authURL, false)), "connected")
+		c, err := g.store.GetConnection(g.ctx(), g.tenant.ID, q.Get("connection_id"))
+		if err != nil || !c.Blocking {
+			t.Errorf("connection after the callback: blocking %v, %v; want true", c.Blocking, err)
+		}
+	})
+}

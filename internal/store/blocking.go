@@ -36,12 +36,13 @@ type BusyElsewhere struct {
 // BusyElsewhere lists the busy occurrences, overlapping [from, to), that
 // were imported from the other active, importing connections of the
 // subject of connectionID: transparent events and events without duration
-// left out, the connection itself never included. Ordered by start, then
-// source. ErrNotFound for an unknown connection.
+// left out, the connection itself never included, nor another connection
+// of the same calendar (its events are there already). Ordered by start,
+// then source. ErrNotFound for an unknown connection.
 func (s *Store) BusyElsewhere(ctx context.Context, connectionID string, from, to time.Time) ([]BusyElsewhere, error) {
-	var tenantID, subjectID string
-	err := s.read.QueryRowContext(ctx, s.rebind("SELECT tenant_id, subject_id FROM connections WHERE id = ?"), connectionID).
-		Scan(&tenantID, &subjectID)
+	var tenantID, subjectID, provider, calendarURL string
+	err := s.read.QueryRowContext(ctx, s.rebind("SELECT tenant_id, subject_id, provider, calendar_url FROM connections WHERE id = ?"), connectionID).
+		Scan(&tenantID, &subjectID, &provider, &calendarURL)
 	if err != nil {
 		return nil, fmt.Errorf("busy elsewhere: %w", notFound(err))
 	}
@@ -56,9 +57,9 @@ func (s *Store) BusyElsewhere(ctx context.Context, connectionID string, from, to
 	}, s.rebind(`SELECT e.connection_id, e.uid, e.recurrence_id, e.start_at, e.end_at, e.all_day, e.time_zone
 		FROM connections c JOIN external_events e ON e.connection_id = c.id
 		WHERE c.tenant_id = ? AND c.subject_id = ? AND c.id <> ? AND c.state = 'active'
-			AND c.direction IN ('import', 'both')
+			AND c.direction IN ('import', 'both') AND NOT (c.provider = ? AND c.calendar_url = ?)
 			AND e.transparent = FALSE AND e.start_at < ? AND e.end_at > ? AND e.end_at > e.start_at
-		ORDER BY e.start_at, e.connection_id, e.uid, e.recurrence_id`), tenantID, subjectID, connectionID, ms(to), ms(from))
+		ORDER BY e.start_at, e.connection_id, e.uid, e.recurrence_id`), tenantID, subjectID, connectionID, provider, calendarURL, ms(to), ms(from))
 	if err != nil {
 		return nil, fmt.Errorf("busy elsewhere: %w", err)
 	}

@@ -19,6 +19,19 @@ func importEvents(t *testing.T, s *store.Store, connID, uid string, events ...st
 	}
 }
 
+// connAt is connWith on a calendar of its own.
+func connAt(t *testing.T, s *store.Store, tenantID, subjectID, calendar, privacy, direction string, purposes ...string) store.Connection {
+	t.Helper()
+	c, err := s.CreateConnection(testCtx(t), store.Connection{
+		TenantID: tenantID, SubjectID: subjectID, Provider: store.ProviderCalDAV,
+		CalendarURL: "https://dav.example.org/" + subjectID + "/" + calendar + "/", Privacy: privacy, Direction: direction,
+	}, []byte("pw"), grant(purposes...), store.AuditEntry{Actor: "test"})
+	if err != nil {
+		t.Fatalf("CreateConnection: %v", err)
+	}
+	return c
+}
+
 func TestBusyElsewhere(t *testing.T) {
 	t.Parallel()
 	forEachDialect(t, func(t *testing.T, s *store.Store) {
@@ -27,11 +40,11 @@ func TestBusyElsewhere(t *testing.T) {
 		other, _ := storetest.NewTenant(t, s)
 		s.UseSealer(keyring(t, "k1"))
 		base := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-		target := connWith(t, s, tn.ID, "anna", store.PrivacyBusy, store.DirectionBoth, store.ConsentCalendarReadBusy, store.ConsentCalendarWrite)
-		work := connWith(t, s, tn.ID, "anna", store.PrivacyFull, store.DirectionImport, store.ConsentCalendarReadBusy, store.ConsentCalendarReadDetails)
-		paused := connWith(t, s, tn.ID, "anna", store.PrivacyBusy, store.DirectionImport, store.ConsentCalendarReadBusy)
-		ben := connWith(t, s, tn.ID, "ben", store.PrivacyBusy, store.DirectionImport, store.ConsentCalendarReadBusy)
-		foreign := connWith(t, s, other.ID, "anna", store.PrivacyBusy, store.DirectionImport, store.ConsentCalendarReadBusy)
+		target := connAt(t, s, tn.ID, "anna", "private", store.PrivacyBusy, store.DirectionBoth, store.ConsentCalendarReadBusy, store.ConsentCalendarWrite)
+		work := connAt(t, s, tn.ID, "anna", "work", store.PrivacyFull, store.DirectionImport, store.ConsentCalendarReadBusy, store.ConsentCalendarReadDetails)
+		paused := connAt(t, s, tn.ID, "anna", "old", store.PrivacyBusy, store.DirectionImport, store.ConsentCalendarReadBusy)
+		ben := connAt(t, s, tn.ID, "ben", "private", store.PrivacyBusy, store.DirectionImport, store.ConsentCalendarReadBusy)
+		foreign := connAt(t, s, other.ID, "anna", "work", store.PrivacyBusy, store.DirectionImport, store.ConsentCalendarReadBusy)
 
 		ev := func(start time.Time, d time.Duration, f ...func(*store.ExternalEvent)) store.ExternalEvent {
 			e := store.ExternalEvent{Start: start, End: start.Add(d), TimeZone: "Europe/Berlin", Title: "Zahnarzt"}
@@ -54,6 +67,15 @@ func TestBusyElsewhere(t *testing.T) {
 		importEvents(t, s, paused.ID, "p", ev(base.Add(6*time.Hour), time.Hour))
 		importEvents(t, s, ben.ID, "b", ev(base.Add(7*time.Hour), time.Hour))
 		importEvents(t, s, foreign.ID, "f", ev(base.Add(8*time.Hour), time.Hour))
+		// Another connection of the target's own calendar: its events are
+		// in that calendar already.
+		same, err := s.CreateConnection(ctx, store.Connection{TenantID: tn.ID, SubjectID: "anna", Provider: store.ProviderCalDAV,
+			CalendarURL: target.CalendarURL, Privacy: store.PrivacyBusy, Direction: store.DirectionImport}, []byte("pw"),
+			grant(store.ConsentCalendarReadBusy), store.AuditEntry{Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		importEvents(t, s, same.ID, "s", ev(base.Add(9*time.Hour), time.Hour))
 		if _, err := s.SetConnectionState(ctx, paused.ID, store.ConnPaused, "test", "test"); err != nil {
 			t.Fatal(err)
 		}

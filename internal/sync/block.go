@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -82,7 +83,11 @@ func (e *Engine) Block(ctx context.Context, connectionID string) (BlockResult, e
 		res, err = e.blockLocked(ctx, conn, nil)
 		return err
 	})
-	e.log.Info("sync: block", "connection_id", conn.ID, "written", res.Written, "removed", res.Removed,
+	level := slog.LevelInfo
+	if err == nil && res.Written+res.Removed == 0 {
+		level = slog.LevelDebug // the daily check of a connection without changes
+	}
+	e.log.Log(ctx, level, "sync: block", "connection_id", conn.ID, "written", res.Written, "removed", res.Removed,
 		"unchanged", res.Unchanged, "err", err)
 	return res, err
 }

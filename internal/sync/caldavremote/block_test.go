@@ -200,6 +200,13 @@ func TestBlockersFollowBusyTimeElsewhere(t *testing.T) {
 		b.r.DeleteEvent(t, "alice", b.calB, name)
 		b.pullOf(b.connB.ID, false)
 		b.wantBlocker("dentist@example.com", moved.UTC(), moved.Add(90*time.Minute).UTC())
+		// And by a full pull, which finds it missing from the listing;
+		// blockers do not count for the mass-delete guard.
+		b.r.DeleteEvent(t, "alice", b.calB, name)
+		if res := b.pullOf(b.connB.ID, true); res.Attention != "" || res.Removed != 0 {
+			t.Errorf("full pull of B after a delete: %+v", res)
+		}
+		b.wantBlocker("dentist@example.com", moved.UTC(), moved.Add(90*time.Minute).UTC())
 
 		// An all-day event elsewhere: an all-day blocker.
 		holiday := time.Date(start.Year(), start.Month(), start.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, 7)

@@ -116,6 +116,48 @@ func (c *Client) EnqueuePull(ctx context.Context, connectionID string, full bool
 	return nil
 }
 
+// EnqueuePullAfterNotice asks for a pull after a push notification,
+// debounced: notifications within one period of length debounce fold
+// into one pull at the period's end.
+func (c *Client) EnqueuePullAfterNotice(ctx context.Context, connectionID string, debounce time.Duration, now time.Time) error {
+	if debounce <= 0 {
+		debounce = time.Second
+	}
+	b, err := json.Marshal(PullPayload{ConnectionID: connectionID})
+	if err != nil {
+		return fmt.Errorf("enqueue pull: %w", err)
+	}
+	period := now.UnixNano() / int64(debounce)
+	_, err = c.c.EnqueueContext(ctx, asynq.NewTask(TypeCalendarPull, b),
+		asynq.TaskID(PushPullTaskID(connectionID, period)),
+		asynq.ProcessAt(time.Unix(0, (period+1)*int64(debounce))),
+		asynq.Queue(c.queue),
+		asynq.MaxRetry(syncMaxRetry),
+		asynq.Timeout(syncTimeout))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue pull: %w", err)
+	}
+	return nil
+}
+
+// EnqueueWatchRenew asks for a connection's push channel to be opened or
+// renewed.
+func (c *Client) EnqueueWatchRenew(ctx context.Context, connectionID string) error {
+	b, err := json.Marshal(ConnectionPayload{ConnectionID: connectionID})
+	if err != nil {
+		return fmt.Errorf("enqueue watch renew: %w", err)
+	}
+	_, err = c.c.EnqueueContext(ctx, asynq.NewTask(TypeCalendarWatchRenew, b),
+		asynq.TaskID(WatchRenewTaskID(connectionID)),
+		asynq.Queue(c.queue),
+		asynq.MaxRetry(syncMaxRetry),
+		asynq.Timeout(syncTimeout))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue watch renew: %w", err)
+	}
+	return nil
+}
+
 // EnqueuePush asks for an appointment's copy on one connection to be
 // written at the given version.
 func (c *Client) EnqueuePush(ctx context.Context, p PushPayload) error {

@@ -202,3 +202,16 @@ func ParsePushPayload(b []byte) (PushPayload, error) {
 	}
 	return p, nil
 }
+
+// PushPullTaskID is the pull a push notification asks for: one per
+// connection and debounce period, so that a burst of notifications makes
+// one pull, and one arriving while a pull runs makes another after it
+// (the running one may have listed before the change).
+func PushPullTaskID(connectionID string, period int64) string {
+	return fmt.Sprintf("calendar:pull:%s:notified:%d", connectionID, period)
+}
+
+// WatchRenewTaskID is one pending channel renewal per connection.
+func WatchRenewTaskID(connectionID string) string {
+	return "calendar:watch_renew:" + connectionID
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/termind/termind/connectors/caldav"
 	"github.com/termind/termind/internal/store"
+	calsync "github.com/termind/termind/internal/sync"
 	"github.com/termind/termind/queue"
 )
 
@@ -31,9 +32,15 @@ type OurCopiesRemover interface {
 	RemoveOurCopies(ctx context.Context) (removed int, err error)
 }
 
-// CalDAVRemoverFactory builds the remover for a CalDAV connection from its
-// decrypted credentials. CalDAVRemovers is the one the daemon uses.
+// CalDAVRemoverFactory builds the remover for a connection from its
+// decrypted credentials. CalDAVRemovers is the one the daemon uses for
+// CalDAV; the Google one comes from the googleremote package.
 type CalDAVRemoverFactory func(conn store.Connection, credentials []byte) (OurCopiesRemover, error)
+
+// ChannelStopper stops a connection's push channels (*Watcher).
+type ChannelStopper interface {
+	StopAll(ctx context.Context, conn store.Connection, credentials []byte) (int, error)
+}
 
 // TokenRevoker revokes an OAuth token at the provider (google.OAuth). A
 // token the provider no longer knows counts as revoked.
@@ -82,6 +89,10 @@ type RevokerConfig struct {
 	Store  RevokerStore
 	CalDAV CalDAVRemoverFactory
 	Google TokenRevoker
+	// GoogleCopies removes our copies from Google calendars; Channels
+	// stops push channels (nil: none are opened).
+	GoogleCopies CalDAVRemoverFactory
+	Channels     ChannelStopper
 	// CleanupDeadline: see DefaultCleanupDeadline (the default).
 	CleanupDeadline time.Duration
 	Now             func() time.Time
@@ -187,6 +198,18 @@ func (rv *Revoker) Revoke(ctx context.Context, connectionID string) error {
 		creds = nil
 	}
 
+	// Channels first: the deletions below would only notify us.
+	if rv.cfg.Channels != nil {
+		n, err := rv.cfg.Channels.StopAll(ctx, c, creds)
+		if err != nil {
+			if !rv.pastDeadline(c) {
+				return fmt.Errorf("revoke %s: stop channels: %w", c.ID, err)
+			}
+			rv.log.Error("revoke: channels not stopped past the deadline; they expire by themselves", "connection_id", c.ID, "err", err)
+		} else if n > 0 {
+			rv.log.Info("revoke: channels stopped", "connection_id", c.ID, "channels", n)
+		}
+	}
 	if err := rv.removeCopies(ctx, c, creds); err != nil {
 		return err
 	}
@@ -217,11 +240,7 @@ func (rv *Revoker) removeCopies(ctx context.Context, c store.Connection, creds [
 	case store.ProviderCalDAV:
 		return rv.removeCalDAVCopies(ctx, c, creds)
 	case store.ProviderGoogle:
-		// termind writes no copies to Google calendars yet: the Google
-		// connector's Calendar API client comes with Google sync, and
-		// removing its copies (found by their private extended property)
-		// belongs here, before the token is revoked.
-		return rv.record(ctx, c, AuditActionCopies, OutcomeNoneWritten, "")
+		return rv.removeGoogleCopies(ctx, c, creds)
 	}
 	return rv.record(ctx, c, AuditActionCopies, OutcomeNotRemoved, "unknown_provider")
 }
@@ -260,6 +279,37 @@ func (rv *Revoker) removeCalDAVCopies(ctx context.Context, c store.Connection, c
 		return rv.record(ctx, c, AuditActionCopies, OutcomeNotRemoved, ReasonProviderRefused)
 	}
 	// Unreachable, or copies changing under us: try again later.
+	return rv.retryOrGiveUp(ctx, c, AuditActionCopies, OutcomeNotRemoved, err)
+}
+
+// removeGoogleCopies deletes the events marked as ours, before the token
+// that can reach them is revoked.
+func (rv *Revoker) removeGoogleCopies(ctx context.Context, c store.Connection, creds []byte) error {
+	if creds == nil {
+		return rv.record(ctx, c, AuditActionCopies, OutcomeNotRemoved, ReasonNoCredentials)
+	}
+	if rv.cfg.GoogleCopies == nil {
+		return rv.retryOrGiveUp(ctx, c, AuditActionCopies, OutcomeNotRemoved, errors.New("no Google client configured"))
+	}
+	remover, err := rv.cfg.GoogleCopies(c, creds)
+	if err != nil {
+		rv.log.Warn("revoke: google credentials unusable, copies not removed", "connection_id", c.ID)
+		return rv.record(ctx, c, AuditActionCopies, OutcomeNotRemoved, ReasonBadCredentials)
+	}
+	removed, err := remover.RemoveOurCopies(ctx)
+	switch {
+	case err == nil:
+		rv.log.Info("revoke: copies removed", "connection_id", c.ID, "removed", removed)
+		return rv.record(ctx, c, AuditActionCopies, OutcomeRemoved, "count="+strconv.Itoa(removed))
+	case ctx.Err() != nil:
+		return fmt.Errorf("revoke %s: remove copies: %w", c.ID, err)
+	case errors.Is(err, calsync.ErrCredentialsRejected):
+		rv.log.Warn("revoke: credentials rejected, copies not removed", "connection_id", c.ID, "removed", removed)
+		return rv.record(ctx, c, AuditActionCopies, OutcomeNotRemoved, ReasonCredentialsRejected)
+	case errors.Is(err, calsync.ErrRefused):
+		rv.log.Warn("revoke: google refused, copies not removed", "connection_id", c.ID, "err", err)
+		return rv.record(ctx, c, AuditActionCopies, OutcomeNotRemoved, ReasonProviderRefused)
+	}
 	return rv.retryOrGiveUp(ctx, c, AuditActionCopies, OutcomeNotRemoved, err)
 }
 

@@ -1,6 +1,8 @@
 package workers
 
 import (
+	gcal "google.golang.org/api/calendar/v3"
+
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -23,6 +25,7 @@ import (
 	"github.com/termind/termind/internal/secrets"
 	"github.com/termind/termind/internal/store"
 	"github.com/termind/termind/internal/store/storetest"
+	"github.com/termind/termind/internal/sync/googleremote"
 	"github.com/termind/termind/queue"
 	"github.com/termind/termind/queue/queuetest"
 )
@@ -499,7 +502,22 @@ func TestRevokeGoogle(t *testing.T) {
 					"token_type": tok.TokenType, "expiry": tok.Expiry, "scopes": tok.Scopes})
 			e.addSynced(c.ID)
 			e.begin(c.ID)
-			rv := e.revoker(func(cfg *RevokerConfig) { cfg.Google = oauth })
+			// One copy of ours and one event of Anna's in her calendar.
+			fake.AddCalendar("anna@example.com")
+			fake.PutEvent("anna@example.com", &gcal.Event{Id: "annas1", Summary: "Hers",
+				Start: &gcal.EventDateTime{Date: "2026-12-01"}, End: &gcal.EventDateTime{Date: "2026-12-02"}})
+			ours, err := googleremote.Event(store.Appointment{TenantID: e.tenant.ID, ID: "apt-1", Title: "Ours",
+				AllDay: true, StartDate: "2026-12-03", EndDate: "2026-12-04"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fake.PutEvent("anna@example.com", ours)
+			rv := e.revoker(func(cfg *RevokerConfig) {
+				cfg.Google = oauth
+				cfg.GoogleCopies = func(conn store.Connection, creds []byte) (OurCopiesRemover, error) {
+					return googleremote.New(googleremote.Config{OAuth: oauth, Store: e.store, APIURL: fake.APIURL(), HTTPClient: fake.Client()}, conn, creds)
+				}
+			})
 
 			// Google down: retried, nothing dropped yet.
 			fake.FailNext(1, http.StatusServiceUnavailable, `{"error":"backend_error"}`)
@@ -520,6 +538,13 @@ func TestRevokeGoogle(t *testing.T) {
 				t.Errorf("revoke calls = %d, want ≥ 2 (the failed one and the good one)", n)
 			}
 			e.wantRevoked(c.ID)
+			if live := fake.LiveEvents("anna@example.com"); len(live) != 1 || live[0].Id != "annas1" {
+				t.Errorf("left %d events, want only Anna's own", len(live))
+			}
+			// The run that met the 503 removed the copy; the retry found none.
+			if got := e.audit(c.ID, AuditActionCopies); !slices.Equal(got, []string{OutcomeRemoved + ":count=1", OutcomeRemoved + ":count=0"}) {
+				t.Errorf("audit of the copies = %q", got)
+			}
 			if got := e.audit(c.ID, AuditActionToken); !slices.Equal(got, []string{OutcomeRevoked}) {
 				t.Errorf("audit of the token = %q", got)
 			}

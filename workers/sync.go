@@ -30,6 +30,7 @@ type SyncEngine interface {
 // engine: marking a connection broken, reporting push failures.
 type SyncStore interface {
 	SetConnectionState(ctx context.Context, id, state, reason, actor string) (store.Connection, error)
+	PauseConnection(ctx context.Context, id, reason string, until time.Time) (store.Connection, error)
 	SetAppointmentSyncError(ctx context.Context, tenantID, id, msg string) error
 }
 
@@ -37,11 +38,24 @@ type SyncStore interface {
 // calendar refused its credentials during sync.
 const StateCredentialsRejected = "credentials rejected"
 
+// StateQuotaExceeded is the StateReason of a connection paused because
+// its provider's quota is used up; it resumes by itself.
+const StateQuotaExceeded = "quota exceeded"
+
+// DefaultQuotaPause is how long a connection pauses when Google says the
+// quota is used up: daily quotas reset at midnight Pacific time, so
+// hours, not minutes.
+const DefaultQuotaPause = 6 * time.Hour
+
 // SyncerConfig configures the sync handlers. Engine and Store are required.
 type SyncerConfig struct {
 	Engine SyncEngine
 	Store  SyncStore
-	Logger *slog.Logger
+	// QuotaPause: how long a connection whose quota is used up pauses
+	// (DefaultQuotaPause).
+	QuotaPause time.Duration
+	Now        func() time.Time
+	Logger     *slog.Logger
 	// Blocks, Peers and BlockQueue run cross-calendar blocking (block.go);
 	// without all three calendar:block is not handled and pulls set off
 	// no blocks.
@@ -67,6 +81,12 @@ type Syncer struct {
 
 // NewSyncer returns the sync handlers.
 func NewSyncer(cfg SyncerConfig) *Syncer {
+	if cfg.QuotaPause <= 0 {
+		cfg.QuotaPause = DefaultQuotaPause
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -132,6 +152,19 @@ func (s *Syncer) outcome(ctx context.Context, what, connID string, err error, re
 			report("could not write the copy: " + StateCredentialsRejected)
 		}
 		return nil
+	case errors.Is(err, calsync.ErrQuotaExceeded):
+		// Retrying within hours only spends what is left of the quota of
+		// everybody else; the poller resumes the connection afterwards.
+		until := s.cfg.Now().Add(s.cfg.QuotaPause)
+		s.log.Warn("sync: quota exceeded, connection paused", "task", what, "connection_id", connID, "until", until)
+		if _, serr := s.cfg.Store.PauseConnection(ctx, connID, StateQuotaExceeded, until); serr != nil &&
+			!errors.Is(serr, store.ErrNotActive) && !errors.Is(serr, store.ErrNotFound) {
+			return fmt.Errorf("%s %s: pause: %w", what, connID, serr)
+		}
+		if report != nil {
+			report("could not write the copy yet: " + StateQuotaExceeded)
+		}
+		return nil
 	case errors.Is(err, calsync.ErrMassDelete):
 		// Recorded with attention; a person decides.
 		return nil
@@ -159,6 +192,7 @@ func lastAttempt(ctx context.Context) bool {
 // PollerStore is what the poller needs from the store.
 type PollerStore interface {
 	ConnectionsDueForSync(ctx context.Context, before time.Time, limit int) ([]string, error)
+	ResumePausedConnections(ctx context.Context, now time.Time) ([]string, error)
 	GetConnectionByID(ctx context.Context, id string) (store.Connection, error)
 	GetSyncStatus(ctx context.Context, connectionID string) (store.SyncStatus, error)
 }
@@ -207,9 +241,10 @@ type PollerConfig struct {
 
 // PollReport counts what one poll did.
 type PollReport struct {
-	Pulls  int // calendar:pull tasks handed to the queue
-	Full   int // of them full reconciliations
-	Failed int
+	Pulls   int // calendar:pull tasks handed to the queue
+	Full    int // of them full reconciliations
+	Resumed int // connections whose pause ended
+	Failed  int
 }
 
 // Poller enqueues pulls of the connections that are due. It runs from
@@ -279,11 +314,27 @@ func (p *Poller) PollOnce(ctx context.Context) (PollReport, error) {
 	for _, d := range p.cfg.Intervals {
 		shortest = min(shortest, d)
 	}
+	var errs []error
+	// A connection back from a pause gets a full pull: it reconciles the
+	// copies whose pushes were dropped while it was paused.
+	resumed, err := p.cfg.Store.ResumePausedConnections(ctx, now)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("poll: resume: %w", err))
+	}
+	for _, id := range resumed {
+		rep.Resumed++
+		if err := p.cfg.Queue.EnqueuePull(ctx, id, true); err != nil {
+			rep.Failed++
+			errs = append(errs, err)
+			continue
+		}
+		rep.Pulls++
+		rep.Full++
+	}
 	ids, err := p.cfg.Store.ConnectionsDueForSync(ctx, now.Add(-shortest+p.cfg.Jitter), p.cfg.Limit)
 	if err != nil {
-		return rep, fmt.Errorf("poll: %w", err)
+		return rep, errors.Join(append(errs, fmt.Errorf("poll: %w", err))...)
 	}
-	var errs []error
 	for _, id := range ids {
 		full, due, err := p.due(ctx, id, now)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/termind/termind/connectors/google/googletest"
 	"github.com/termind/termind/connectors/mail/mailtest"
 	"github.com/termind/termind/internal/config"
 	"github.com/termind/termind/queue"
@@ -181,4 +182,37 @@ func BenchmarkAsynqNoop(b *testing.B) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "tasks/s")
+}
+
+// BenchmarkGooglePushToBusy measures push-to-busy-visible latency: from a
+// change in the Google calendar (the fake notifies our webhook at once) to
+// the event showing in GET /v1/subjects/{id}/busy. One op is one new
+// event; the debounce is the configured TERMIND_GOOGLE_PUSH_DEBOUNCE.
+//
+//	go test ./cmd/termind -run '^$' -bench GooglePushToBusy -benchtime 10x
+func BenchmarkGooglePushToBusy(b *testing.B) {
+	for _, debounce := range []time.Duration{2 * time.Second, 100 * time.Millisecond} {
+		b.Run("debounce="+debounce.String(), func(b *testing.B) {
+			g := googletest.Start(b)
+			g.AddCalendar(googleCalendar)
+			st := newStack(b, "postgres", withGoogle(g), func(c *config.Config) { c.GooglePushDebounce = debounce })
+			connID := connectGoogle(b, st, g, "anna", "calendar.read.busy", "calendar.write")
+			waitFor(b, 15*time.Second, "the first sync", func() bool { return !st.connection(connID).LastSyncAt.IsZero() })
+			base := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Hour)
+			from, to := base.Add(-time.Hour).Format(time.RFC3339), base.Add(30*24*time.Hour).Format(time.RFC3339)
+			var busy struct{ Items []struct{ Start string } }
+			i := 0
+			for b.Loop() {
+				g.PutEvent(googleCalendar, googleEvent(fmt.Sprintf("bench%d", i), base.Add(time.Duration(i)*2*time.Hour), time.Hour))
+				i++
+				for {
+					st.do("GET", "/v1/subjects/anna/busy?from="+from+"&to="+to, nil, &busy)
+					if len(busy.Items) >= i {
+						break
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		})
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/termind/termind/internal/store"
 	calsync "github.com/termind/termind/internal/sync"
 	"github.com/termind/termind/internal/sync/caldavremote"
+	"github.com/termind/termind/internal/sync/googleremote"
 	"github.com/termind/termind/queue"
 	"github.com/termind/termind/templates"
 	"github.com/termind/termind/workers"
@@ -81,6 +82,9 @@ type daemon struct {
 	// caldavHTTP is the SSRF-safe client every CalDAV request goes through.
 	caldavHTTP *http.Client
 	google     *google.OAuth // nil when Google is not configured
+	// googlePace spaces Calendar API requests per user, across all of
+	// this process's syncs.
+	googlePace *google.Pacer
 	closers    []func() error
 }
 
@@ -117,6 +121,7 @@ func assembleDaemon(ctx context.Context, cfg config.Config, log *slog.Logger, s 
 		if err != nil {
 			return nil, err
 		}
+		d.googlePace = google.NewPacer(float64(cfg.GooglePace), 2*cfg.GooglePace)
 	}
 	defer func() {
 		if err != nil {
@@ -218,6 +223,7 @@ func (d *daemon) handler() http.Handler {
 		PublicURL:       d.cfg.PublicURL,
 		TwilioAuthToken: d.cfg.TwilioAuthToken,
 		OAuthStateKey:   d.keys.SigningKey("oauth-state"),
+		PushDebounce:    d.cfg.GooglePushDebounce,
 	}, deps)
 }
 
@@ -242,16 +248,50 @@ func (d *daemon) notifier() *workers.Notifier {
 
 // syncEngine is the calendar sync engine with one remote per provider.
 func (d *daemon) syncEngine() *calsync.Engine {
-	return calsync.New(calsync.Config{
-		Store:  d.store,
-		Logger: d.log,
-		Remotes: map[string]calsync.RemoteFactory{
-			store.ProviderCalDAV: caldavremote.Factory(d.caldavHTTP, d.log),
+	remotes := map[string]calsync.RemoteFactory{
+		store.ProviderCalDAV: caldavremote.Factory(d.caldavHTTP, d.log),
+	}
+	if d.google != nil {
+		remotes[store.ProviderGoogle] = googleremote.Factory(d.googleRemote())
+	}
+	return calsync.New(calsync.Config{Store: d.store, Logger: d.log, Remotes: remotes})
+}
+
+// syncProviders are the providers the engine has a remote for.
+func (d *daemon) syncProviders() []string {
+	if d.google != nil {
+		return []string{store.ProviderCalDAV, store.ProviderGoogle}
+	}
+	return []string{store.ProviderCalDAV}
+}
+
+func (d *daemon) googleRemote() googleremote.Config {
+	return googleremote.Config{OAuth: d.google, Store: d.store, APIURL: d.cfg.GoogleAPIURL, Pacer: d.googlePace, Logger: d.log}
+}
+
+// watcher opens and renews Google push channels; nil when Google is not
+// configured or push is off.
+func (d *daemon) watcher() *workers.Watcher {
+	if !d.cfg.GooglePushEnabled() {
+		return nil
+	}
+	rc := d.googleRemote()
+	return workers.NewWatcher(workers.WatcherConfig{
+		Store: d.store,
+		Calendars: func(conn store.Connection, creds []byte) (workers.ChannelOpener, error) {
+			r, err := googleremote.New(rc, conn, creds)
+			if err != nil {
+				return nil, err
+			}
+			return r.Calendar(), nil
 		},
+		Queue:   d.queue,
+		Address: d.cfg.PublicURL + "/webhooks/google",
+		Logger:  d.log,
 	})
 }
 
-func (d *daemon) revoker() *workers.Revoker {
+func (d *daemon) revoker(w *workers.Watcher) *workers.Revoker {
 	cfg := workers.RevokerConfig{
 		Store:  d.store,
 		CalDAV: workers.CalDAVRemovers(d.caldavHTTP),
@@ -261,6 +301,13 @@ func (d *daemon) revoker() *workers.Revoker {
 	}
 	if d.google != nil {
 		cfg.Google = d.google
+		rc := d.googleRemote()
+		cfg.GoogleCopies = func(conn store.Connection, creds []byte) (workers.OurCopiesRemover, error) {
+			return googleremote.New(rc, conn, creds)
+		}
+	}
+	if w != nil {
+		cfg.Channels = w
 	}
 	return workers.NewRevoker(cfg)
 }
@@ -287,15 +334,21 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 		srv := queue.NewServer(d.redis, d.cfg.QueueName, d.cfg.Concurrency, d.log)
 		mux := asynq.NewServeMux()
 		poller := workers.NewPoller(workers.PollerConfig{Store: d.store, Queue: d.queue,
-			Providers: []string{store.ProviderCalDAV}, Logger: d.log})
+			Providers: d.syncProviders(), Logger: d.log})
+		watcher := d.watcher()
+		poll := poller.Poll
+		if watcher != nil {
+			poll = func(ctx context.Context) error { return errors.Join(poller.Poll(ctx), watcher.Schedule(ctx)) }
+		}
 		workers.Register(mux, d.notifier(),
 			workers.NewSweeper(workers.SweeperConfig{
 				Store: d.store, Queue: d.queue, Revoking: d.store, Revokes: d.queue,
-				Poll:  poller.Poll,
+				Poll:  poll,
 				Grace: 2 * d.cfg.SweepInterval, Logger: d.log,
 			}),
 			workers.NewPurger(workers.PurgerConfig{Store: d.store, Archive: queue.NewInspector(d.redis, d.cfg.QueueName), BatchSize: purgeBatch, Logger: d.log}))
-		workers.RegisterRevoker(mux, d.revoker())
+		workers.RegisterRevoker(mux, d.revoker(watcher))
+		workers.RegisterWatch(mux, watcher)
 		eng := d.syncEngine()
 		workers.RegisterSync(mux, workers.NewSyncer(workers.SyncerConfig{Engine: eng, Store: d.store, Logger: d.log,
 			Blocks: eng, Peers: d.store, BlockQueue: d.queue}))

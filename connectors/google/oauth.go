@@ -214,11 +214,13 @@ func (o *OAuth) Refresh(ctx context.Context, refreshToken string) (Token, error)
 //
 // ctx is used for every refresh, so it should live as long as the source.
 // Refresh errors are those of Refresh.
-func (o *OAuth) TokenSource(ctx context.Context, t Token, onRefresh func(Token)) oauth2.TokenSource {
-	return &tokenSource{o: o, ctx: ctx, cur: t, onRefresh: onRefresh}
+func (o *OAuth) TokenSource(ctx context.Context, t Token, onRefresh func(Token)) *TokenSource {
+	return &TokenSource{o: o, ctx: ctx, cur: t, onRefresh: onRefresh}
 }
 
-type tokenSource struct {
+// TokenSource is an oauth2.TokenSource that refreshes through OAuth and
+// reports refreshes (see OAuth.TokenSource).
+type TokenSource struct {
 	o         *OAuth
 	ctx       context.Context
 	onRefresh func(Token)
@@ -227,7 +229,17 @@ type tokenSource struct {
 	cur Token
 }
 
-func (s *tokenSource) Token() (*oauth2.Token, error) {
+// Expire makes the next Token refresh, whatever the access token's
+// expiry says: for an API call that answered 401 although the token
+// looked valid (revoked access tokens, clock skew).
+func (s *TokenSource) Expire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur.Expiry = time.Unix(1, 0)
+}
+
+// Token returns a valid access token, refreshing when needed.
+func (s *TokenSource) Token() (*oauth2.Token, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t := toOAuth2(s.cur); t.Valid() {

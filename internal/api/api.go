@@ -50,6 +50,9 @@ type Config struct {
 	// TwilioAuthToken verifies X-Twilio-Signature. Empty: the Twilio webhook
 	// answers 404, as if it did not exist.
 	TwilioAuthToken string
+	// PushDebounce: Google push notifications within one such period fold
+	// into one pull (default 2 s).
+	PushDebounce time.Duration
 	// MaxBatch caps the items of one batch request (default 1000).
 	MaxBatch int
 	// OAuthStateKey signs the state parameter of Google authorizations
@@ -89,6 +92,7 @@ type Store interface {
 	CancelAppointmentNotifications(ctx context.Context, tenantID, appointmentID, purpose string) (int, error)
 	BusyIntervals(ctx context.Context, tenantID, subjectID string, from, to time.Time) ([]store.BusyInterval, error)
 	GetSyncStatus(ctx context.Context, connectionID string) (store.SyncStatus, error)
+	VerifyWatchChannel(ctx context.Context, id, token string, now time.Time) (string, error)
 }
 
 // Renderer checks that a notification can be rendered: the template and
@@ -255,6 +259,7 @@ func (s *server) table() []route {
 		keyed("GET", "/v1/subjects/{id}/export", store.RoleAdmin, s.exportSubject),
 		keyed("DELETE", "/v1/subjects/{id}", store.RoleAdmin, s.eraseSubject),
 		open("POST", "/webhooks/twilio/status", s.twilioStatus),
+		open("POST", "/webhooks/google", s.googlePush),
 		open("GET", "/healthz", s.healthz),
 		open("GET", "/readyz", s.readyz),
 	}

@@ -67,6 +67,8 @@ type connectionView struct {
 	UpdatedAt         string `json:"updated_at"`
 	RevokeRequestedAt string `json:"revoke_requested_at"`
 	RevokedAt         string `json:"revoked_at"`
+	// PausedUntil: when a connection the system paused (quota) resumes.
+	PausedUntil string `json:"paused_until,omitempty"`
 	// Cleanup tells how removing synced data stands after a revocation:
 	// "pending" while revoking, "done" once revoked, "" before.
 	Cleanup string `json:"cleanup"`
@@ -94,6 +96,7 @@ func viewConnection(c store.Connection) connectionView {
 		UpdatedAt:         rfc3339(c.UpdatedAt),
 		RevokeRequestedAt: rfc3339(c.RevokeRequestedAt),
 		RevokedAt:         rfc3339(c.RevokedAt),
+		PausedUntil:       rfc3339(c.PausedUntil),
 		Blocking:          c.Blocking,
 	}
 	switch c.State {

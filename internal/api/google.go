@@ -335,6 +335,7 @@ func (s *server) googleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	log.LogAttrs(r.Context(), slog.LevelInfo, "connection created",
 		slog.String("connection_id", conn.ID), slog.String("provider", conn.Provider))
+	s.startGoogleSync(r, conn.ID)
 	s.redirectAfter(w, r, st, statusConnected, conn.ID)
 }
 
@@ -434,4 +435,28 @@ func (s *server) redirectAfter(w http.ResponseWriter, r *http.Request, st store.
 	u.RawQuery = q.Encode()
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+}
+
+// watchEnqueuer is implemented by queues that carry push channel
+// renewals (queue.Client).
+type watchEnqueuer interface {
+	EnqueueWatchRenew(ctx context.Context, connectionID string) error
+}
+
+// startGoogleSync asks for the first pull and a push channel of a new
+// connection right away. Best effort: the poller and the watch schedule
+// find a connection without either on their next round.
+func (s *server) startGoogleSync(r *http.Request, connectionID string) {
+	ctx, cancel := detached(r.Context(), enqueueTimeout)
+	defer cancel()
+	if q, ok := s.queue.(pullEnqueuer); ok {
+		if err := q.EnqueuePull(ctx, connectionID, true); err != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "first pull not queued", slog.String("connection_id", connectionID), slog.String("err", err.Error()))
+		}
+	}
+	if q, ok := s.queue.(watchEnqueuer); ok {
+		if err := q.EnqueueWatchRenew(ctx, connectionID); err != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "push channel not queued", slog.String("connection_id", connectionID), slog.String("err", err.Error()))
+		}
+	}
 }

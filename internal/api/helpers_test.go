@@ -234,7 +234,9 @@ type recordingQueue struct {
 	revokes  []string // connection ids, in order
 	pushList []queue.PushPayload
 	pullList []pulled
-	failing  bool
+	// noticeList: connections whose push notification asked for a pull.
+	noticeList []string
+	failing    bool
 }
 
 type pulled struct {
@@ -464,4 +466,20 @@ func (e *testEnv) seedConnection(subjectID, provider string, purposes ...string)
 		e.t.Fatalf("seed connection: %v", err)
 	}
 	return c
+}
+
+func (q *recordingQueue) EnqueuePullAfterNotice(ctx context.Context, connectionID string, debounce time.Duration, now time.Time) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.failing {
+		return context.DeadlineExceeded
+	}
+	q.noticeList = append(q.noticeList, connectionID)
+	return nil
+}
+
+func (q *recordingQueue) notices() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]string(nil), q.noticeList...)
 }

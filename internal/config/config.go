@@ -47,6 +47,15 @@ type Config struct {
 	GoogleTokenURL     string // TERMIND_GOOGLE_TOKEN_URL
 	GoogleRevokeURL    string // TERMIND_GOOGLE_REVOKE_URL
 	GoogleAPIURL       string // TERMIND_GOOGLE_API_URL
+	// GooglePush opens push channels (events.watch) for Google
+	// connections: "on", "off", or "auto" — on when TERMIND_PUBLIC_URL is
+	// https, which Google requires of webhook addresses.
+	GooglePush string // TERMIND_GOOGLE_PUSH
+	// GooglePushDebounce: notifications within one such period fold into
+	// one pull.
+	GooglePushDebounce time.Duration // TERMIND_GOOGLE_PUSH_DEBOUNCE
+	// GooglePace is the Calendar API requests per second allowed per user.
+	GooglePace int // TERMIND_GOOGLE_PACE
 
 	// CalDAVAllowPrivate lets CalDAV URLs reach loopback and private
 	// addresses (and plain http): for tests and on-premises servers only.
@@ -110,6 +119,9 @@ func Load(lookup Lookup) (Config, error) {
 		GoogleTokenURL:     r.str("TERMIND_GOOGLE_TOKEN_URL", ""),
 		GoogleRevokeURL:    r.str("TERMIND_GOOGLE_REVOKE_URL", ""),
 		GoogleAPIURL:       r.str("TERMIND_GOOGLE_API_URL", ""),
+		GooglePush:         r.oneOf("TERMIND_GOOGLE_PUSH", "auto", "auto", "on", "off"),
+		GooglePace:         r.positiveInt("TERMIND_GOOGLE_PACE", 5),
+		GooglePushDebounce: r.duration("TERMIND_GOOGLE_PUSH_DEBOUNCE", 2*time.Second),
 
 		CalDAVAllowPrivate: r.boolean("TERMIND_CALDAV_ALLOW_PRIVATE", false),
 
@@ -175,6 +187,11 @@ func (c Config) Validate() error {
 // SMS are written to DeliveriesDir instead.
 func (c Config) SMSConfigured() bool {
 	return c.TwilioAccountSID != "" || c.TwilioAuthToken != "" || c.TwilioFrom != "" || c.TwilioMessagingServiceSID != ""
+}
+
+// GooglePushEnabled reports whether Google connections get push channels.
+func (c Config) GooglePushEnabled() bool {
+	return c.GoogleConfigured() && (c.GooglePush == "on" || c.GooglePush == "auto" && strings.HasPrefix(c.PublicURL, "https://"))
 }
 
 // GoogleConfigured reports whether Google Calendar connections are offered.

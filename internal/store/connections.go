@@ -78,6 +78,9 @@ type Connection struct {
 	UpdatedAt         time.Time
 	RevokeRequestedAt time.Time
 	RevokedAt         time.Time
+	// PausedUntil is when a connection the system paused (Google quota
+	// used up) resumes by itself; zero for other states and manual pauses.
+	PausedUntil time.Time
 	// Blocking writes a detail-free blocker into this calendar for the
 	// subject's busy time in their other calendars (see blocking.go).
 	Blocking bool
@@ -85,21 +88,22 @@ type Connection struct {
 
 const connCols = `id, tenant_id, subject_id, provider, calendar_url, calendar_name, privacy, direction,
 	state, state_reason, sync_cursor, keep_copies_on_revoke, erase_on_revoke, last_sync_at, last_error,
-	created_at, updated_at, revoke_requested_at, revoked_at, blocking`
+	created_at, updated_at, revoke_requested_at, revoked_at, paused_until, blocking`
 
 // liveStates are the states a connection can still be used or revoked from.
 const liveStates = "('active', 'paused', 'broken')"
 
 func scanConnection(r rowScanner) (Connection, error) {
 	var c Connection
-	var lastSync, created, updated, revokeRequested, revoked int64
+	var lastSync, created, updated, revokeRequested, revoked, pausedUntil int64
 	if err := r.Scan(&c.ID, &c.TenantID, &c.SubjectID, &c.Provider, &c.CalendarURL, &c.CalendarName, &c.Privacy,
 		&c.Direction, &c.State, &c.StateReason, &c.SyncCursor, &c.KeepCopiesOnRevoke, &c.EraseOnRevoke,
-		&lastSync, &c.LastError, &created, &updated, &revokeRequested, &revoked, &c.Blocking); err != nil {
+		&lastSync, &c.LastError, &created, &updated, &revokeRequested, &revoked, &pausedUntil, &c.Blocking); err != nil {
 		return Connection{}, err
 	}
 	c.LastSyncAt, c.CreatedAt, c.UpdatedAt = fromMS(lastSync), fromMS(created), fromMS(updated)
 	c.RevokeRequestedAt, c.RevokedAt = fromMS(revokeRequested), fromMS(revoked)
+	c.PausedUntil = fromMS(pausedUntil)
 	return c, nil
 }
 
@@ -313,7 +317,7 @@ func (s *Store) SetConnectionState(ctx context.Context, id, state, reason, actor
 		// wait for a CalendarWrite of the same connection (see there).
 		var err error
 		c, err = scanConnection(tx.QueryRowContext(ctx, s.rebind(`UPDATE connections
-			SET state = ?, state_reason = ?, updated_at = ? WHERE id = ? AND state IN `+liveStates+`
+			SET state = ?, state_reason = ?, updated_at = ?, paused_until = 0 WHERE id = ? AND state IN `+liveStates+`
 			RETURNING `+connCols), state, reason, ms(now), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return s.whyNotLive(ctx, tx, id)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/termind/termind/internal/store"
@@ -231,6 +232,13 @@ func (e *Engine) pull(ctx context.Context, conn store.Connection, remote Remote,
 		for _, n := range ch.Deleted {
 			if st.linked(n) {
 				gone = append(gone, n)
+			}
+		}
+		for _, series := range ch.DeletedSeries {
+			for _, n := range st.linkedNames() {
+				if strings.HasPrefix(n, series+"_") && !slices.Contains(gone, n) {
+					gone = append(gone, n)
+				}
 			}
 		}
 	}

@@ -49,6 +49,9 @@ var (
 	// ErrRefused: the remote refused the request for a reason retrying
 	// will not change (the calendar is gone, the object was refused).
 	ErrRefused = errors.New("sync: remote refused the request")
+	// ErrQuotaExceeded: the provider's quota is used up for hours
+	// (Google's daily quota). The connection is paused, not retried.
+	ErrQuotaExceeded = errors.New("sync: remote quota exceeded")
 	// ErrMassDelete: the mass-delete guard stopped a pull; nothing was
 	// deleted and the connection is marked for attention.
 	ErrMassDelete = errors.New("sync: remote calendar looks emptied; nothing deleted")
@@ -96,6 +99,10 @@ type Changes struct {
 	Items []Item
 	// Deleted names objects removed since the cursor (not with Full).
 	Deleted []string
+	// DeletedSeries names recurring series removed as a whole since the
+	// cursor, for remotes whose objects are single instances named
+	// <series>_<instance> (Google): every such object goes.
+	DeletedSeries []string
 	// Full: the answer lists the whole calendar. Present then names every
 	// object in it, Items or not (objects that could not be decoded are
 	// present but not in Items).

@@ -16,6 +16,12 @@
 //
 // Knobs: RotateRefreshTokens, Advance (the fake's clock), ExpireAccessTokens,
 // FailNext. Probes: Revoked, RevokeCalls, ValidAccessToken, GrantedScopes.
+//
+// The same server fakes the Google Calendar API v3 under APIURL, for the
+// access tokens it issued: events list (full and incremental sync,
+// pagination, recurring events expanded or not), get, insert, update,
+// patch and delete with etags, and push notification channels (watch,
+// stop, and notifications). See calendar.go.
 package googletest
 
 import (
@@ -79,6 +85,8 @@ type Server struct {
 	access      map[string]*accessToken
 	revokeCalls int
 	failures    []failure
+
+	cal calendarAPI // the Calendar API, see calendar.go
 }
 
 // grant is one user's consent to the client; its tokens live and die
@@ -125,13 +133,19 @@ func Start(t testing.TB) *Server {
 		codes:        map[string]*authCode{},
 		refresh:      map[string]*refreshToken{},
 		access:       map[string]*accessToken{},
+		cal:          newCalendarAPI(),
 	}
+	s.cal.notify = newNotifier(s.recordDelivery)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+authPath, s.consentPage)
 	mux.HandleFunc(tokenPath, s.token)
 	mux.HandleFunc(revokePath, s.revoke)
+	s.routeCalendar(mux)
 	s.srv = httptest.NewServer(mux) // listens on 127.0.0.1
 	t.Cleanup(s.srv.Close)
+	// Cleanups run last-registered first: notifications in flight finish
+	// before the server closes.
+	t.Cleanup(s.cal.notify.close)
 	return s
 }
 
@@ -211,6 +225,17 @@ func (s *Server) RevokeCalls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.revokeCalls
+}
+
+// IssueToken grants scopes to the client as a consent followed by a code
+// exchange would, and returns the access and refresh tokens, for tests of
+// API calls that do not need to go through the consent flow.
+func (s *Server) IssueToken(scopes ...string) (access, refresh string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := &grant{scopes: slices.Clone(scopes)}
+	access = s.issue(g)["access_token"].(string)
+	return access, s.newRefreshToken(g)
 }
 
 // ValidAccessToken reports whether an API would accept tok: issued by the
@@ -580,4 +605,33 @@ func random(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Grant is a consent given without the browser round trip: tokens as the
+// code exchange would return them.
+type Grant struct {
+	AccessToken, RefreshToken string
+	Expiry                    time.Time
+	Scopes                    []string
+}
+
+// NewGrant is IssueToken with the rest of what a stored connection
+// keeps: the access token's expiry and the scopes.
+func (s *Server) NewGrant(scopes ...string) Grant {
+	access, refresh := s.IssueToken(scopes...)
+	s.mu.Lock()
+	expiry := s.access[access].expires
+	s.mu.Unlock()
+	return Grant{AccessToken: access, RefreshToken: refresh, Expiry: expiry, Scopes: scopes}
+}
+
+// RevokeGrant ends the grant of token as the user removing the app's
+// access in their Google account would: every token of it gets
+// invalid_grant or 401 from then on.
+func (s *Server) RevokeGrant(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g := s.grantOf(token); g != nil {
+		g.revoked = true
+	}
 }

@@ -107,10 +107,10 @@ func (rv *Revoker) enqueueBlocks(ctx context.Context, connectionID string, peers
 	}
 }
 
-// blockerRemover removes the copies whose marker match accepts
-// (caldav.Client).
+// blockerRemover removes a calendar's blockers only (caldav.Client,
+// googleremote.Remote).
 type blockerRemover interface {
-	RemoveOurCopiesWhere(ctx context.Context, match func(appointmentID string) bool) (int, error)
+	RemoveBlockers(ctx context.Context) (int, error)
 }
 
 // removeBlockers takes a revoked connection's blockers away when its
@@ -119,25 +119,29 @@ type blockerRemover interface {
 // retried until the cleanup deadline; any other failure is logged and
 // the revocation goes on.
 func (rv *Revoker) removeBlockers(ctx context.Context, c store.Connection, creds []byte) error {
-	if c.Provider != store.ProviderCalDAV || creds == nil || rv.cfg.CalDAV == nil {
+	factory := rv.cfg.CalDAV
+	if c.Provider == store.ProviderGoogle {
+		factory = rv.cfg.GoogleCopies
+	}
+	if creds == nil || factory == nil {
 		return nil
 	}
-	remover, err := rv.cfg.CalDAV(c, creds)
+	remover, err := factory(c, creds)
 	if err != nil {
-		return nil // reported by the copies' step of connections that keep nothing
+		return nil // unusable credentials: nothing can reach the calendar
 	}
 	br, ok := remover.(blockerRemover)
 	if !ok {
 		return nil
 	}
-	removed, err := br.RemoveOurCopiesWhere(ctx, calsync.IsBlocker)
+	removed, err := br.RemoveBlockers(ctx)
 	switch {
 	case err == nil:
 		rv.log.Info("revoke: blockers removed, copies kept", "connection_id", c.ID, "removed", removed)
 		return nil
 	case ctx.Err() != nil:
 		return fmt.Errorf("revoke %s: remove blockers: %w", c.ID, err)
-	case errors.Is(err, caldav.ErrUnreachable) && !rv.pastDeadline(c):
+	case (errors.Is(err, caldav.ErrUnreachable) || errors.Is(err, calsync.ErrUnavailable)) && !rv.pastDeadline(c):
 		return fmt.Errorf("revoke %s: remove blockers: %w", c.ID, err)
 	}
 	rv.log.Warn("revoke: blockers not removed", "connection_id", c.ID, "removed", removed, "err", err)

@@ -333,3 +333,9 @@ func markerValue(data string) string {
 	}
 	return ""
 }
+
+// RemoveBlockers removes termind's blockers only: the copies whose marker
+// value starts with "blocker:" (see RemoveOurCopiesWhere).
+func (c *Client) RemoveBlockers(ctx context.Context) (int, error) {
+	return c.RemoveOurCopiesWhere(ctx, func(id string) bool { return strings.HasPrefix(id, "blocker:") })
+}

@@ -245,7 +245,9 @@ func (e *Engine) pullBlocker(ctx context.Context, st *pullState, it Item) error 
 	if !ok {
 		return nil
 	}
-	ours := it.Ours && it.AppointmentID == blockerPrefix+l.ItemID
+	// A remote that does not report a blocker's id (marker without it)
+	// still says it is ours.
+	ours := it.Ours && (it.AppointmentID == "" || it.AppointmentID == blockerPrefix+l.ItemID)
 	if ours && it.ETag != "" && it.ETag == l.RemoteETag {
 		return nil
 	}

@@ -315,12 +315,9 @@ func decode(ev *calendar.Event, w *sync.Window) sync.Item {
 	it := sync.Item{Name: ev.Id, ETag: ev.Etag, UIDs: []string{ev.Id}, Hash: contentHash(ev)}
 	if p := ev.ExtendedProperties; p != nil && p.Private[PropKind] != "" {
 		it.Ours = true
+		// A blocker's id starts with "blocker:" (sync.IsBlocker): the
+		// engine leaves it to the blocker reconciliation.
 		it.AppointmentID = p.Private[PropAppointment]
-		if strings.HasPrefix(it.AppointmentID, blockerPrefix) {
-			// Blockers belong to no appointment: the engine leaves them to
-			// the blocker reconciliation.
-			it.AppointmentID = ""
-		}
 		return it
 	}
 	if w == nil {

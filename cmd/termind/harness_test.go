@@ -179,7 +179,7 @@ func (st *stack) notification(id string) notificationView {
 func (st *stack) waitStatus(id, status string) notificationView {
 	st.t.Helper()
 	var v notificationView
-	waitFor(st.t, 15*time.Second, "notification "+id+" to become "+status, func() bool {
+	waitFor(st.t, 45*time.Second, "notification "+id+" to become "+status, func() bool {
 		v = st.notification(id)
 		return v.Status == status
 	})

@@ -245,7 +245,10 @@ func TestImportObjectsRefused(t *testing.T) {
 func TestImportObjectsChunks(t *testing.T) {
 	t.Parallel()
 	forEachDialect(t, func(t *testing.T, s *store.Store) {
-		ctx := testCtx(t)
+		// Tens of thousands of rows, written several times: on a loaded
+		// 2-core machine this takes longer than testCtx allows.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		t.Cleanup(cancel)
 		tn, _ := storetest.NewTenant(t, s)
 		s.UseSealer(keyring(t, "k1"))
 		conn := connWith(t, s, tn.ID, "anna", store.PrivacyBusy, store.DirectionImport, store.ConsentCalendarReadBusy)

@@ -315,8 +315,7 @@ func decode(ev *calendar.Event, w *sync.Window) sync.Item {
 	it := sync.Item{Name: ev.Id, ETag: ev.Etag, UIDs: []string{ev.Id}, Hash: contentHash(ev)}
 	if p := ev.ExtendedProperties; p != nil && p.Private[PropKind] != "" {
 		it.Ours = true
-		// A blocker's id starts with "blocker:" (sync.IsBlocker): the
-		// engine leaves it to the blocker reconciliation.
+		// For blockers "blocker:<key>", as the engine named them.
 		it.AppointmentID = p.Private[PropAppointment]
 		return it
 	}

@@ -66,7 +66,7 @@ func TestBlockingThroughTheDaemon(t *testing.T) {
 
 			blockerURL := private + caldav.EventName("blocker:"+calsync.BlockerKey(a.ID, "dentist@example", ""))
 			var body string
-			waitFor(t, 20*time.Second, "the blocker in the private calendar", func() bool {
+			waitFor(t, 60*time.Second, "the blocker in the private calendar", func() bool {
 				var code int
 				code, _, body = rad.Do(t, "alice", "GET", blockerURL, nil, "")
 				return code == http.StatusOK
@@ -91,7 +91,7 @@ func TestBlockingThroughTheDaemon(t *testing.T) {
 				t.Fatalf("sync B: %d", code)
 			}
 			var after connView
-			waitFor(t, 20*time.Second, "the full pull of the private calendar", func() bool {
+			waitFor(t, 60*time.Second, "the full pull of the private calendar", func() bool {
 				st.do("GET", "/v1/connections/"+b.ID, nil, &after)
 				return after.Sync.LastFullAt != "" && after.Sync.LastFullAt != before.Sync.LastFullAt
 			})
@@ -112,7 +112,7 @@ func TestBlockingThroughTheDaemon(t *testing.T) {
 			if code := st.do("PATCH", "/v1/connections/"+b.ID, map[string]any{"blocking": false}, &patched); code != http.StatusOK || patched.Blocking {
 				t.Fatalf("PATCH blocking off: %d %+v", code, patched)
 			}
-			waitFor(t, 20*time.Second, "the blocker removed", func() bool {
+			waitFor(t, 60*time.Second, "the blocker removed", func() bool {
 				code, _, _ := rad.Do(t, "alice", "GET", blockerURL, nil, "")
 				return code == http.StatusNotFound
 			})
@@ -158,7 +158,7 @@ func TestBlockingGoogleAndCalDAV(t *testing.T) {
 	inGoogleBlocker := googleremote.EventID(st.tenant.ID, "blocker:"+calsync.BlockerKey(dav.ID, "dentist@example", ""))
 	inDAVBlocker := calURL + caldav.EventName("blocker:"+calsync.BlockerKey(googleID, "gym1", ""))
 	var davBody string
-	waitFor(t, 30*time.Second, "a blocker in each calendar", func() bool {
+	waitFor(t, 60*time.Second, "a blocker in each calendar", func() bool {
 		ev, ok := g.Event(googleCalendar, inGoogleBlocker)
 		var code int
 		code, _, davBody = rad.Do(t, "alice", "GET", inDAVBlocker, nil, "")
@@ -182,7 +182,7 @@ func TestBlockingGoogleAndCalDAV(t *testing.T) {
 		if code := st.do("POST", "/v1/connections/"+id+"/sync", map[string]any{"full": true}, nil); code != http.StatusAccepted {
 			t.Fatalf("full sync %s: %d", id, code)
 		}
-		waitFor(t, 20*time.Second, "the full pull", func() bool { return st.connection(id).LastSyncAt.After(before) })
+		waitFor(t, 60*time.Second, "the full pull", func() bool { return st.connection(id).LastSyncAt.After(before) })
 	}
 	from, to := start.Add(-time.Hour).Format(time.RFC3339), start.Add(24*time.Hour).Format(time.RFC3339)
 	var busy struct{ Items []struct{ Start, End string } }

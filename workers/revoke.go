@@ -97,6 +97,11 @@ type RevokerConfig struct {
 	CleanupDeadline time.Duration
 	Now             func() time.Time
 	Logger          *slog.Logger
+	// Peers and BlockQueue, when set, re-block the subject's other
+	// blocking calendars once the revocation removed this one's imports
+	// (block.go).
+	Peers      BlockPeers
+	BlockQueue BlockEnqueuer
 }
 
 // Revoker handles calendar:revoke: once a revocation has committed
@@ -211,9 +216,12 @@ func (rv *Revoker) Revoke(ctx context.Context, connectionID string) error {
 	if err := rv.revokeToken(ctx, c, creds); err != nil {
 		return err
 	}
+	// Asked before the connection row may go (erasure).
+	peers := rv.blockingPeers(ctx, c.ID)
 	if err := rv.cfg.Store.FinishRevocation(ctx, c.ID, rv.cfg.Now()); err != nil {
 		return fmt.Errorf("revoke %s: finish: %w", c.ID, err)
 	}
+	rv.enqueueBlocks(ctx, c.ID, peers)
 	rv.log.Info("revoke: done", "connection_id", c.ID, "tenant_id", c.TenantID, "provider", c.Provider)
 	return nil
 }
@@ -223,6 +231,9 @@ func (rv *Revoker) Revoke(ctx context.Context, connectionID string) error {
 // one it cannot is recorded and the cleanup goes on.
 func (rv *Revoker) removeCopies(ctx context.Context, c store.Connection, creds []byte) error {
 	if c.KeepCopiesOnRevoke {
+		if err := rv.removeBlockers(ctx, c, creds); err != nil {
+			return err
+		}
 		return rv.record(ctx, c, AuditActionCopies, OutcomeKept, "")
 	}
 	switch c.Provider {

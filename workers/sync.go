@@ -56,6 +56,12 @@ type SyncerConfig struct {
 	QuotaPause time.Duration
 	Now        func() time.Time
 	Logger     *slog.Logger
+	// Blocks, Peers and BlockQueue run cross-calendar blocking (block.go);
+	// without all three calendar:block is not handled and pulls set off
+	// no blocks.
+	Blocks     BlockEngine
+	Peers      BlockPeers
+	BlockQueue BlockEnqueuer
 }
 
 // Syncer handles calendar:pull and calendar:push.
@@ -93,6 +99,9 @@ func RegisterSync(mux *asynq.ServeMux, s *Syncer) {
 	if s != nil {
 		mux.HandleFunc(queue.TypeCalendarPull, s.ProcessPull)
 		mux.HandleFunc(queue.TypeCalendarPush, s.ProcessPush)
+		if s.blocking() {
+			mux.HandleFunc(queue.TypeCalendarBlock, s.ProcessBlock)
+		}
 	}
 }
 
@@ -102,7 +111,10 @@ func (s *Syncer) ProcessPull(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("pull: %v: %w", err, asynq.SkipRetry)
 	}
-	_, err = s.cfg.Engine.Pull(ctx, p.ConnectionID, p.Full)
+	res, err := s.cfg.Engine.Pull(ctx, p.ConnectionID, p.Full)
+	if err == nil {
+		err = s.afterPull(ctx, p.ConnectionID, p.Full, res)
+	}
 	return s.outcome(ctx, "pull", p.ConnectionID, err, nil)
 }
 

@@ -318,6 +318,8 @@ func (d *daemon) revoker(w *workers.Watcher) *workers.Revoker {
 		Store:  d.store,
 		CalDAV: workers.CalDAVRemovers(d.caldavHTTP),
 		Logger: d.log,
+		// Blockers of the revoked calendar's busy time go at once.
+		Peers: d.store, BlockQueue: d.queue,
 	}
 	if d.google != nil {
 		cfg.Google = d.google
@@ -379,7 +381,9 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 				Metrics: d.metrics, Revokes: d.queue}))
 		workers.RegisterRevoker(mux, d.revoker(watcher))
 		workers.RegisterWatch(mux, watcher)
-		workers.RegisterSync(mux, workers.NewSyncer(workers.SyncerConfig{Engine: d.syncEngine(), Store: d.store, Logger: d.log}))
+		eng := d.syncEngine()
+		workers.RegisterSync(mux, workers.NewSyncer(workers.SyncerConfig{Engine: eng, Store: d.store, Logger: d.log,
+			Blocks: eng, Peers: d.store, BlockQueue: d.queue}))
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("worker: %w", err)
 		}

@@ -216,6 +216,12 @@ const removePasses = 3
 // failures are those of OurCopies and DeleteEvent, and stop the removal
 // (what was deleted stays deleted; calling it again continues).
 func (c *Client) RemoveOurCopies(ctx context.Context) (int, error) {
+	return c.RemoveOurCopiesWhere(ctx, nil)
+}
+
+// RemoveOurCopiesWhere is RemoveOurCopies for the copies whose marker
+// value (appointment id) match accepts; nil accepts all.
+func (c *Client) RemoveOurCopiesWhere(ctx context.Context, match func(appointmentID string) bool) (int, error) {
 	removed := 0
 	for range removePasses {
 		copies, err := c.OurCopies(ctx)
@@ -224,6 +230,9 @@ func (c *Client) RemoveOurCopies(ctx context.Context) (int, error) {
 		}
 		changed := 0
 		for _, r := range copies {
+			if match != nil && !match(r.AppointmentID) {
+				continue
+			}
 			err := c.DeleteEvent(ctx, r.Name, r.ETag)
 			switch {
 			case err == nil:
@@ -323,4 +332,10 @@ func markerValue(data string) string {
 		}
 	}
 	return ""
+}
+
+// RemoveBlockers removes termind's blockers only: the copies whose marker
+// value starts with "blocker:" (see RemoveOurCopiesWhere).
+func (c *Client) RemoveBlockers(ctx context.Context) (int, error) {
+	return c.RemoveOurCopiesWhere(ctx, func(id string) bool { return strings.HasPrefix(id, "blocker:") })
 }

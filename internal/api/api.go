@@ -24,6 +24,7 @@
 //	appointments.go   appointment upsert and cancel: validation, pushes, notices and reminders
 //	busy.go           a subject's busy times
 //	sync.go           sync now, and the sync block of a connection's view
+//	blocking.go       cross-calendar blocking of a connection (PATCH)
 //	twilio.go         Twilio delivery callbacks
 //	health.go         liveness and readiness
 //	openapi.go        the embedded OpenAPI document (openapi.yaml) and /metrics access
@@ -307,6 +308,7 @@ func (s *server) table() []route {
 		keyed("GET", "/v1/connections/{id}", store.RoleIngest, s.getConnection),
 		keyed("POST", "/v1/connections/{id}/revoke", store.RoleIngest, s.revokeConnection),
 		keyed("POST", "/v1/connections/{id}/sync", store.RoleIngest, s.syncConnection),
+		keyed("PATCH", "/v1/connections/{id}", store.RoleIngest, s.patchConnection),
 		keyed("PUT", "/v1/appointments/{id}", store.RoleIngest, s.putAppointment),
 		keyed("DELETE", "/v1/appointments/{id}", store.RoleIngest, s.cancelAppointment),
 		keyed("GET", "/v1/subjects/{id}/busy", store.RoleIngest, s.subjectBusy),

@@ -117,6 +117,10 @@ func validateAppointment(tenantID, id string, req appointmentRequest) (store.App
 	if !appointmentIDPattern.MatchString(id) {
 		return a, invalidField("id", "the appointment id must be 1 to 200 of the characters A-Z a-z 0-9 . _ ~ @ : + = -")
 	}
+	// Our blockers are written as copies of appointments with these ids.
+	if strings.HasPrefix(id, reservedAppointmentPrefix) {
+		return a, invalidField("id", "the appointment id must not start with "+reservedAppointmentPrefix+" (reserved)")
+	}
 	if n := len(req.SubjectIDs); n == 0 || n > maxAppointmentSubjects {
 		return a, invalidField("subject_ids", fmt.Sprintf("must list 1 to %d subject ids", maxAppointmentSubjects))
 	}

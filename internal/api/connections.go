@@ -74,6 +74,9 @@ type connectionView struct {
 	Cleanup string `json:"cleanup"`
 	// Sync is shown by GET /v1/connections/{id} and the list.
 	Sync *connectionSyncView `json:"sync,omitempty"`
+	// Blocking: busy time of the subject's other calendars is written
+	// into this one as detail-free blockers.
+	Blocking bool `json:"blocking"`
 }
 
 func viewConnection(c store.Connection) connectionView {
@@ -94,6 +97,7 @@ func viewConnection(c store.Connection) connectionView {
 		RevokeRequestedAt: rfc3339(c.RevokeRequestedAt),
 		RevokedAt:         rfc3339(c.RevokedAt),
 		PausedUntil:       rfc3339(c.PausedUntil),
+		Blocking:          c.Blocking,
 	}
 	switch c.State {
 	case store.ConnRevoking:
@@ -116,6 +120,7 @@ type caldavRequest struct {
 	Direction          string          `json:"direction"`
 	KeepCopiesOnRevoke bool            `json:"keep_copies_on_revoke"`
 	Consent            calendarConsent `json:"consent"`
+	Blocking           bool            `json:"blocking"`
 }
 
 // caldavCredentials is what a CalDAV connection stores, sealed.
@@ -149,7 +154,10 @@ func validateCalDAV(req caldavRequest) *apiError {
 	if utf8.RuneCountInString(req.CreateCalendar) > maxCalendarName || !printableText(req.CreateCalendar) {
 		return invalidField("create_calendar", "must be a calendar name of at most 200 printable characters")
 	}
-	return validateCalendarUse(req.Privacy, req.Direction, req.Consent)
+	if aerr := validateCalendarUse(req.Privacy, req.Direction, req.Consent); aerr != nil {
+		return aerr
+	}
+	return validateBlocking(req.Blocking, req.Direction)
 }
 
 // printableText accepts valid UTF-8 without control characters ("" too).
@@ -210,6 +218,7 @@ func (s *server) connectCalDAV(w http.ResponseWriter, r *http.Request, key store
 		Privacy:            req.Privacy,
 		Direction:          req.Direction,
 		KeepCopiesOnRevoke: req.KeepCopiesOnRevoke,
+		Blocking:           req.Blocking,
 	}, creds, grantedConsents(key.TenantID, req.SubjectID, actor, req.Consent), store.AuditEntry{
 		TenantID:   key.TenantID,
 		Actor:      actor,

@@ -421,12 +421,12 @@ func TestListAndShowConnections(t *testing.T) {
 		var raw map[string]any
 		decodeBody(t, w, &raw)
 		for _, field := range []string{"id", "subject_id", "provider", "calendar_url", "calendar_name", "privacy", "direction", "state",
-			"state_reason", "last_sync_at", "last_error", "created_at", "updated_at", "revoke_requested_at", "revoked_at", "cleanup", "sync"} {
+			"state_reason", "last_sync_at", "last_error", "created_at", "updated_at", "revoke_requested_at", "revoked_at", "cleanup", "sync", "blocking"} {
 			if _, ok := raw[field]; !ok {
 				t.Errorf("view lacks %q", field)
 			}
 		}
-		if len(raw) != 17 || strings.Contains(w.Body.String(), "seeded-password") {
+		if len(raw) != 18 || strings.Contains(w.Body.String(), "seeded-password") {
 			t.Errorf("view has other fields or credentials: %s", w.Body)
 		}
 

@@ -44,6 +44,7 @@ type googleAuthorizeRequest struct {
 	Direction     string          `json:"direction"`
 	Consent       calendarConsent `json:"consent"`
 	RedirectAfter string          `json:"redirect_after"`
+	Blocking      bool            `json:"blocking"`
 }
 
 type googleAuthorizeResponse struct {
@@ -81,7 +82,10 @@ func validateGoogleAuthorize(req googleAuthorizeRequest) *apiError {
 	if aerr := validateCalendarUse(req.Privacy, req.Direction, req.Consent); aerr != nil {
 		return aerr
 	}
-	return validateRedirectAfter(req.RedirectAfter)
+	if aerr := validateRedirectAfter(req.RedirectAfter); aerr != nil {
+		return aerr
+	}
+	return validateBlocking(req.Blocking, req.Direction)
 }
 
 // validateRedirectAfter accepts an absolute https URL, or http for a
@@ -159,6 +163,7 @@ func (s *server) authorizeGoogle(w http.ResponseWriter, r *http.Request, key sto
 		RedirectAfter: req.RedirectAfter,
 		Actor:         actor,
 		ExpiresAt:     expires,
+		Blocking:      req.Blocking,
 	})
 	if err != nil {
 		s.internalError(w, r, "save oauth state", err)
@@ -312,6 +317,7 @@ func (s *server) googleCallback(w http.ResponseWriter, r *http.Request) {
 		CalendarURL: googleCalendarID,
 		Privacy:     st.Privacy,
 		Direction:   st.Direction,
+		Blocking:    st.Blocking,
 	}, creds, grantedConsents(st.TenantID, st.SubjectID, st.Actor, consent), store.AuditEntry{
 		TenantID:   st.TenantID,
 		Actor:      st.Actor,

@@ -445,10 +445,7 @@ func (s *Store) AppointmentConnections(ctx context.Context, tenantID, appointmen
 		AND connections.direction IN ('export', 'both')
 		AND connections.subject_id IN (SELECT x.subject_id FROM appointment_subjects x
 			WHERE x.tenant_id = ? AND x.appointment_id = ?)
-		AND (SELECT k.decision FROM consents k
-			WHERE k.tenant_id = connections.tenant_id AND k.subject_id = connections.subject_id
-				AND k.connection_id = connections.id AND k.purpose = ?
-			ORDER BY k.created_at DESC, k.id DESC LIMIT 1) = ?`, false,
+		AND `+writeGranted, false,
 		tenantID, tenantID, appointmentID, ConsentCalendarWrite, DecisionGranted)
 	if err != nil {
 		return nil, fmt.Errorf("appointment connections: %w", err)

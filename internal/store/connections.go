@@ -81,11 +81,14 @@ type Connection struct {
 	// PausedUntil is when a connection the system paused (Google quota
 	// used up) resumes by itself; zero for other states and manual pauses.
 	PausedUntil time.Time
+	// Blocking writes a detail-free blocker into this calendar for the
+	// subject's busy time in their other calendars (see blocking.go).
+	Blocking bool
 }
 
 const connCols = `id, tenant_id, subject_id, provider, calendar_url, calendar_name, privacy, direction,
 	state, state_reason, sync_cursor, keep_copies_on_revoke, erase_on_revoke, last_sync_at, last_error,
-	created_at, updated_at, revoke_requested_at, revoked_at, paused_until`
+	created_at, updated_at, revoke_requested_at, revoked_at, paused_until, blocking`
 
 // liveStates are the states a connection can still be used or revoked from.
 const liveStates = "('active', 'paused', 'broken')"
@@ -95,7 +98,7 @@ func scanConnection(r rowScanner) (Connection, error) {
 	var lastSync, created, updated, revokeRequested, revoked, pausedUntil int64
 	if err := r.Scan(&c.ID, &c.TenantID, &c.SubjectID, &c.Provider, &c.CalendarURL, &c.CalendarName, &c.Privacy,
 		&c.Direction, &c.State, &c.StateReason, &c.SyncCursor, &c.KeepCopiesOnRevoke, &c.EraseOnRevoke,
-		&lastSync, &c.LastError, &created, &updated, &revokeRequested, &revoked, &pausedUntil); err != nil {
+		&lastSync, &c.LastError, &created, &updated, &revokeRequested, &revoked, &pausedUntil, &c.Blocking); err != nil {
 		return Connection{}, err
 	}
 	c.LastSyncAt, c.CreatedAt, c.UpdatedAt = fromMS(lastSync), fromMS(created), fromMS(updated)
@@ -184,9 +187,9 @@ func (s *Store) CreateConnection(ctx context.Context, c Connection, credentials 
 		}
 		_, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO connections (id, tenant_id, subject_id, provider,
 			calendar_url, calendar_name, privacy, direction, credentials, state, keep_copies_on_revoke,
-			created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			created_at, updated_at, blocking) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			c.ID, c.TenantID, c.SubjectID, c.Provider, c.CalendarURL, c.CalendarName, c.Privacy, c.Direction,
-			sealed, c.State, c.KeepCopiesOnRevoke, ms(now), ms(now))
+			sealed, c.State, c.KeepCopiesOnRevoke, ms(now), ms(now), c.Blocking)
 		if err != nil {
 			return fmt.Errorf("insert: %w", err)
 		}

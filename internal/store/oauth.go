@@ -24,10 +24,11 @@ type OAuthState struct {
 	RedirectAfter string
 	Actor         string
 	ExpiresAt     time.Time
+	Blocking      bool // the connection's blocking setting
 }
 
 const oauthStateCols = `nonce, tenant_id, subject_id, verifier, purposes, privacy, direction, policy_version,
-	source_ip, user_agent, redirect_after, actor, expires_at`
+	source_ip, user_agent, redirect_after, actor, expires_at, blocking`
 
 // SaveOAuthState stores a pending authorization. Nonce, tenant, subject,
 // verifier and ExpiresAt are required; a nonce already stored gives
@@ -53,9 +54,9 @@ func (s *Store) SaveOAuthState(ctx context.Context, st OAuthState) error {
 		return fmt.Errorf("save oauth state: %w", err)
 	}
 	res, err := s.db.ExecContext(ctx, s.rebind(`INSERT INTO oauth_states (`+oauthStateCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (nonce) DO NOTHING`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (nonce) DO NOTHING`),
 		st.Nonce, st.TenantID, st.SubjectID, sealed, string(pj), st.Privacy, st.Direction, st.PolicyVersion,
-		st.SourceIP, st.UserAgent, st.RedirectAfter, st.Actor, ms(st.ExpiresAt))
+		st.SourceIP, st.UserAgent, st.RedirectAfter, st.Actor, ms(st.ExpiresAt), st.Blocking)
 	if err != nil {
 		return fmt.Errorf("save oauth state: %w", err)
 	}
@@ -74,7 +75,7 @@ func (s *Store) ConsumeOAuthState(ctx context.Context, nonce string, now time.Ti
 	var expires int64
 	err := s.db.QueryRowContext(ctx, s.rebind("DELETE FROM oauth_states WHERE nonce = ? RETURNING "+oauthStateCols), nonce).Scan(
 		&st.Nonce, &st.TenantID, &st.SubjectID, &st.Verifier, &purposes, &st.Privacy, &st.Direction, &st.PolicyVersion,
-		&st.SourceIP, &st.UserAgent, &st.RedirectAfter, &st.Actor, &expires)
+		&st.SourceIP, &st.UserAgent, &st.RedirectAfter, &st.Actor, &expires, &st.Blocking)
 	if err != nil {
 		return OAuthState{}, fmt.Errorf("consume oauth state: %w", notFound(err))
 	}

@@ -19,6 +19,7 @@ import (
 const (
 	LinkAppointment = "appointment" // our copy of an appointment
 	LinkEvent       = "event"       // an imported calendar object
+	LinkBlocker     = "blocker"     // our blocker for busy time elsewhere (blocking.go)
 )
 
 // Link is one row of the sync status table: a local item and its remote
@@ -91,12 +92,13 @@ func (s *Store) ListLinks(ctx context.Context, connectionID, kind string) ([]Lin
 //
 // The check runs in the transaction that writes the link (see lockActive):
 // ErrRestricted for a restricted subject, ErrNotFound for an unknown
-// connection. UpdatedAt is set to now. Kind is LinkAppointment or LinkEvent.
+// connection. UpdatedAt is set to now. Kind is LinkAppointment, LinkEvent or
+// LinkBlocker.
 func (s *Store) UpsertLink(ctx context.Context, l Link) error {
 	if l.ConnectionID == "" || l.ItemID == "" {
 		return errors.New("upsert link: connection and item are required")
 	}
-	if l.ItemKind != LinkAppointment && l.ItemKind != LinkEvent {
+	if l.ItemKind != LinkAppointment && l.ItemKind != LinkEvent && l.ItemKind != LinkBlocker {
 		return fmt.Errorf("upsert link: unknown kind %q", l.ItemKind)
 	}
 	l.UpdatedAt = time.Now()

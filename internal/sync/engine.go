@@ -195,6 +195,8 @@ type pullState struct {
 	// this pull came from.
 	pending    importBatch
 	importedBy map[string]string
+	// blocks: our blockers (block.go).
+	blocks blockState
 }
 
 func (e *Engine) pull(ctx context.Context, conn store.Connection, remote Remote, full bool, res *store.SyncResult) error {
@@ -217,6 +219,9 @@ func (e *Engine) pull(ctx context.Context, conn store.Connection, remote Remote,
 	res.Full = ch.Full
 
 	if err := e.loadLinks(ctx, st); err != nil {
+		return err
+	}
+	if err := e.loadBlockers(ctx, st); err != nil {
 		return err
 	}
 
@@ -255,6 +260,9 @@ func (e *Engine) pull(ctx context.Context, conn store.Connection, remote Remote,
 		res.Attention = AttentionEmptied
 		e.log.Warn("sync: mass-delete guard tripped", "connection_id", conn.ID, "linked", known, "gone", len(gone))
 	} else {
+		if err := e.pullBlockersGone(ctx, st, ch); err != nil {
+			return err
+		}
 		// Deletions first: a UID that moved to another object is then
 		// imported again below, not deleted after.
 		for _, name := range gone {
@@ -269,7 +277,10 @@ func (e *Engine) pull(ctx context.Context, conn store.Connection, remote Remote,
 
 	for _, it := range ch.Items {
 		var err error
-		if it.Ours {
+		if st.isBlockerItem(it) {
+			// A blocker is neither imported nor an appointment's copy.
+			err = e.pullBlocker(ctx, st, it)
+		} else if it.Ours {
 			err = e.pullOurs(ctx, st, it)
 		} else if l, ok := st.apptByName[it.Name]; ok {
 			// Our copy's object now holds an event without our marker:
@@ -306,6 +317,9 @@ func (e *Engine) pull(ctx context.Context, conn store.Connection, remote Remote,
 		if err := e.reconcileCopies(ctx, st); err != nil {
 			return err
 		}
+	}
+	if err := e.repairBlockers(ctx, st); err != nil {
+		return err
 	}
 	res.Cursor = ch.Cursor
 	return nil
@@ -431,7 +445,7 @@ func (e *Engine) restore(ctx context.Context, st *pullState, l store.Link, etag,
 	case err != nil:
 		return fmt.Errorf("sync: pull %s: appointment: %w", st.conn.ID, err)
 	}
-	nl, err := e.writeCopy(ctx, st.remote, st.conn.ID, a, etag)
+	nl, err := e.writeCopy(ctx, st.remote, st.conn.ID, store.LinkAppointment, a, etag)
 	if err != nil {
 		return fmt.Errorf("sync: pull %s: restore copy: %w", st.conn.ID, err)
 	}

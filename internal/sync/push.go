@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/termind/termind/internal/store"
 )
@@ -99,17 +100,19 @@ func (e *Engine) pushLocked(ctx context.Context, remote Remote, conn store.Conne
 	if linked {
 		etag = l.RemoteETag
 	}
-	if _, err := e.writeCopy(ctx, remote, conn.ID, a, etag); err != nil {
+	if _, err := e.writeCopy(ctx, remote, conn.ID, store.LinkAppointment, a, etag); err != nil {
 		return fmt.Errorf("sync: push %s: %w", conn.ID, err)
 	}
 	return nil
 }
 
 // writeCopy writes the appointment's copy over the object that has etag
-// ("" when there should be none) and links it. On 412 the object changed
-// (or appeared) between our read and our write: it is read again and the
-// appointment written over it — the booking system is the single writer.
-func (e *Engine) writeCopy(ctx context.Context, remote Remote, connID string, a store.Appointment, etag string) (store.Link, error) {
+// ("" when there should be none) and links it as kind (LinkAppointment,
+// or LinkBlocker for a blocker, whose link item is its key). On 412 the
+// object changed (or appeared) between our read and our write: it is read
+// again and the appointment written over it — the booking system is the
+// single writer.
+func (e *Engine) writeCopy(ctx context.Context, remote Remote, connID, kind string, a store.Appointment, etag string) (store.Link, error) {
 	name, data, hash, err := remote.Encode(a)
 	if err != nil {
 		return store.Link{}, fmt.Errorf("encode: %w", err)
@@ -135,7 +138,11 @@ func (e *Engine) writeCopy(ctx context.Context, remote Remote, connID string, a 
 		}
 		e.log.Info("sync: copy changed meanwhile, writing over it", "connection_id", connID, "appointment_id", a.ID)
 	}
-	l := store.Link{ConnectionID: connID, ItemKind: store.LinkAppointment, ItemID: a.ID,
+	itemID := a.ID
+	if kind == store.LinkBlocker {
+		itemID = strings.TrimPrefix(a.ID, blockerPrefix)
+	}
+	l := store.Link{ConnectionID: connID, ItemKind: kind, ItemID: itemID,
 		RemoteID: name, RemoteETag: newETag, ContentHash: hash, SyncedVersion: a.Version}
 	if err := e.upsertLink(ctx, connID, l); err != nil {
 		return store.Link{}, err

@@ -1,0 +1,52 @@
+package queue
+
+// calendar:block: reconcile one connection's blockers (busy time of the
+// subject's other calendars, written into this one without details).
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/hibiken/asynq"
+)
+
+// TypeCalendarBlock is the task type of a connection's blocker
+// reconciliation; its payload is a ConnectionPayload.
+const TypeCalendarBlock = "calendar:block"
+
+// BlockTaskID is one pending block per connection: triggers that arrive
+// while one waits (several pulls of the subject's other calendars) are
+// folded into it.
+func BlockTaskID(connectionID string) string { return "calendar:block:" + connectionID }
+
+// NewBlockTask builds a calendar:block task without options.
+func NewBlockTask(connectionID string) (*asynq.Task, error) {
+	if connectionID == "" {
+		return nil, fmt.Errorf("block task: empty connection id")
+	}
+	b, err := json.Marshal(ConnectionPayload{ConnectionID: connectionID})
+	if err != nil {
+		return nil, fmt.Errorf("block task: %w", err)
+	}
+	return asynq.NewTask(TypeCalendarBlock, b), nil
+}
+
+// EnqueueBlock asks for a connection's blockers to be reconciled; while
+// one is pending, another request is folded into it.
+func (c *Client) EnqueueBlock(ctx context.Context, connectionID string) error {
+	task, err := NewBlockTask(connectionID)
+	if err != nil {
+		return fmt.Errorf("enqueue block: %w", err)
+	}
+	_, err = c.c.EnqueueContext(ctx, task,
+		asynq.TaskID(BlockTaskID(connectionID)),
+		asynq.Queue(c.queue),
+		asynq.MaxRetry(syncMaxRetry),
+		asynq.Timeout(syncTimeout))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue block: %w", err)
+	}
+	return nil
+}

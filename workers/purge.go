@@ -93,13 +93,13 @@ func (p *Purger) Purge(ctx context.Context, dryRun bool) (store.PurgeReport, err
 			}
 		}
 	}
-	tenants := 0
+	tenants, heldTenants := 0, 0
 	if o, ok := p.cfg.Store.(OffboardingPurger); ok && !dryRun {
 		off, err := o.PurgeOffboarded(ctx, p.cfg.Now(), p.cfg.BatchSize)
 		if err != nil {
 			return rep, fmt.Errorf("purge: %w", err)
 		}
-		tenants = off.Tenants
+		tenants, heldTenants = off.Tenants, off.Held
 	}
 	archived := 0
 	if !dryRun && p.cfg.Archive != nil {
@@ -112,6 +112,6 @@ func (p *Purger) Purge(ctx context.Context, dryRun bool) (store.PurgeReport, err
 		"batches", rep.Batches, "archived_tasks", archived, "audit", rep.Audit,
 		"imported_events", rep.ImportedEvents, "connections_revoked", rep.ConnectionsRevoked,
 		"subjects_erased", rep.SubjectsErased, "subjects_anonymised", rep.SubjectsAnonymised,
-		"holds_expired", rep.HoldsExpired, "held", rep.Held.Total(), "offboarded_tenants", tenants)
+		"holds_expired", rep.HoldsExpired, "held", rep.Held.Total(), "offboarded_tenants", tenants, "offboarding_held", heldTenants)
 	return rep, nil
 }

@@ -236,6 +236,9 @@ func (s *Store) CancelOffboarding(ctx context.Context, tenantID, actor, sourceIP
 type OffboardPurgeReport struct {
 	Tenants int   // tenants erased
 	Rows    int64 // personal rows deleted
+	// Held counts tenants due for erasure that a legal hold keeps: their
+	// erasure waits until every hold on them has ended.
+	Held int
 }
 
 // offboardDeletes are the tenant's personal rows, children first. The
@@ -250,7 +253,10 @@ var offboardDeletes = []struct{ what, sql string }{
 	{"consents", "DELETE FROM consents WHERE tenant_id = ?"},
 	{"audit", "DELETE FROM audit WHERE tenant_id = ?"},
 	{"subjects", "DELETE FROM subjects WHERE tenant_id = ?"},
+	{"admin sessions", "DELETE FROM admin_sessions WHERE tenant_id = ?"},
 	{"api keys", "DELETE FROM api_keys WHERE tenant_id = ?"},
+	// Reasons may name people; the holds have ended (see PurgeOffboarded).
+	{"legal holds", "DELETE FROM legal_holds WHERE tenant_id = ?"},
 	{"controller", "DELETE FROM tenant_controllers WHERE tenant_id = ?"},
 }
 
@@ -275,6 +281,18 @@ func (s *Store) PurgeOffboarded(ctx context.Context, now time.Time, batchSize in
 	}
 	var rep OffboardPurgeReport
 	for _, tenantID := range due {
+		// A hold on the tenant or on any of its subjects keeps the whole
+		// erasure waiting: erasing around held records would leave them
+		// without the context (consents, audit) a hold exists to keep.
+		var holds int
+		if err := s.read.QueryRowContext(ctx, s.rebind(`SELECT count(*) FROM legal_holds
+			WHERE tenant_id = ? AND ended_at = 0 AND until_at > ?`), tenantID, ms(now)).Scan(&holds); err != nil {
+			return rep, fmt.Errorf("purge offboarded: tenant %s: holds: %w", tenantID, err)
+		}
+		if holds > 0 {
+			rep.Held++
+			continue
+		}
 		n, err := s.purgeTenant(ctx, tenantID, now, batchSize)
 		rep.Rows += n
 		if err != nil {

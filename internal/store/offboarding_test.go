@@ -290,3 +290,60 @@ func notificationTotal(t *testing.T, s *store.Store, tenantID string) int {
 	t.Helper()
 	return count(t, s, "SELECT COALESCE(CAST(sum(count) AS BIGINT), 0) FROM delivery_stats WHERE tenant_id = ?", tenantID)
 }
+
+// A legal hold on one subject keeps the whole tenant's erasure waiting
+// after the grace period; once the hold has ended the erasure proceeds,
+// and the holds and admin sessions go with it.
+func TestOffboardingWaitsForLegalHold(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := testCtx(t)
+		s.UseSealer(keyring(t, "k1"))
+		tn, token := storetest.NewTenant(t, s)
+		setUpPerson(t, s, tn.ID, "subj-anna", "anna@example.org")
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		key, err := s.LookupAPIKey(ctx, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A signed-in admin page: its row refers to the key the erasure deletes.
+		if err := s.CreateAdminSession(ctx, "session-1", store.AdminSession{TenantID: tn.ID, KeyID: key.ID, CSRFToken: "x",
+			CreatedAt: now, ExpiresAt: now.Add(365 * 24 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		h, err := s.PlaceHold(ctx, store.LegalHold{TenantID: tn.ID, SubjectID: "subj-anna", Reason: "court order 12/26",
+			Actor: "admin", Until: now.Add(60 * 24 * time.Hour)}, "", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.BeginOffboarding(ctx, tn.ID, store.OffboardRequest{Actor: "cli", Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		after := now.Add(store.DefaultOffboardingGrace + time.Hour)
+		rep, err := s.PurgeOffboarded(ctx, after, 100)
+		if err != nil || rep.Tenants != 0 || rep.Held != 1 {
+			t.Fatalf("purge under a hold: %+v, %v; want held", rep, err)
+		}
+		if n := count(t, s, "SELECT count(*) FROM consents WHERE tenant_id = ?", tn.ID); n == 0 {
+			t.Fatal("the held tenant's consents were erased")
+		}
+		if _, err := s.ReleaseHold(ctx, tn.ID, h.ID, "admin", "", after); err != nil {
+			t.Fatal(err)
+		}
+		rep, err = s.PurgeOffboarded(ctx, after.Add(time.Minute), 100)
+		if err != nil || rep.Tenants != 1 || rep.Held != 0 {
+			t.Fatalf("purge after the hold ended: %+v, %v", rep, err)
+		}
+		if n := count(t, s, "SELECT count(*) FROM audit WHERE tenant_id = ? AND action <> 'tenant.purge'", tn.ID); n != 0 {
+			t.Errorf("audit: %d entries of the erased tenant left besides the purge's own", n)
+		}
+		for _, table := range append(slices.Clone(offboardTables), "legal_holds", "admin_sessions") {
+			if table == "audit" {
+				continue
+			}
+			if n := count(t, s, tenantRowsQuery(table), tn.ID); n != 0 {
+				t.Errorf("%s: %d rows of the erased tenant left", table, n)
+			}
+		}
+	})
+}

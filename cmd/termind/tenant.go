@@ -109,7 +109,11 @@ func (c *cli) tenantRecords(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		rec := api.ProcessingRecords(processing.SetupFrom(cfg), t, conns, time.Now)
+		policy, err := s.GetRetentionPolicy(ctx, tenantID)
+		if err != nil {
+			return fmt.Errorf("tenant %s: %w", tenantID, err)
+		}
+		rec := api.ProcessingRecords(processing.SetupFrom(cfg), t, policy, conns, time.Now)
 		if *format == "markdown" {
 			_, err := fmt.Fprint(c.stdout, rec.Markdown())
 			return err

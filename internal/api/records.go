@@ -10,17 +10,18 @@ import (
 )
 
 // ProcessingRecords builds a tenant's records of processing from the
-// running setup, the tenant's retention settings and the connections that
+// running setup, the tenant's retention policy and the connections that
 // are not revoked (their CalDAV hosts are processors). The CLI uses it too.
-func ProcessingRecords(setup processing.Setup, t store.Tenant, conns []store.Connection, now func() time.Time) processing.Records {
+func ProcessingRecords(setup processing.Setup, t store.Tenant, p store.RetentionPolicy, conns []store.Connection, now func() time.Time) processing.Records {
 	var in []processing.Connection
 	for _, c := range conns {
 		if c.State != store.ConnRevoked {
 			in = append(in, processing.Connection{Provider: c.Provider, CalendarURL: c.CalendarURL})
 		}
 	}
-	return processing.Build(setup, processing.Tenant{ID: t.ID, Name: t.Name, NotificationRetention: t.NotificationRetention,
-		AuditRetention: t.AuditRetention}, in, now())
+	return processing.Build(setup, processing.Tenant{ID: t.ID, Name: t.Name, NotificationRetention: p.Notifications,
+		AuditRetention: p.Audit, ImportedEventRetention: p.ImportedEvents, BrokenConnectionRetention: p.BrokenConnections,
+		InactiveSubjects: p.InactiveSubjects, InactivityAction: p.InactivityAction}, in, now())
 }
 
 // processingRecords is GET /v1/tenant/processing-records: JSON, or
@@ -47,7 +48,12 @@ func (s *server) processingRecords(w http.ResponseWriter, r *http.Request, key s
 		s.internalError(w, r, "list connections", err)
 		return
 	}
-	rec := ProcessingRecords(s.cfg.Processing, t, conns, s.now)
+	policy, err := s.store.GetRetentionPolicy(r.Context(), key.TenantID)
+	if err != nil {
+		s.internalError(w, r, "get retention policy", err)
+		return
+	}
+	rec := ProcessingRecords(s.cfg.Processing, t, policy, conns, s.now)
 	if format == "markdown" {
 		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
 		w.WriteHeader(http.StatusOK)

@@ -70,6 +70,11 @@ type Tenant struct {
 	Name                  string
 	NotificationRetention time.Duration
 	AuditRetention        time.Duration
+	// The tenant's other windows (zero: not stated).
+	ImportedEventRetention    time.Duration
+	BrokenConnectionRetention time.Duration
+	InactiveSubjects          time.Duration
+	InactivityAction          string // erase | anonymise
 }
 
 // Connection is what the records need of a calendar connection.
@@ -147,8 +152,14 @@ func Build(setup Setup, t Tenant, conns []Connection, now time.Time) Records {
 	}
 	slices.Sort(hosts)
 	hosts = slices.Compact(hosts)
-	syncRetention := "imported events while inside the sync window (30 days back, 365 ahead) and connected; " +
-		"credentials until the connection is revoked"
+	syncRetention := "imported events while inside the sync window (30 days back, 365 ahead) and connected"
+	if t.ImportedEventRetention > 0 {
+		syncRetention += ", at most " + keep(t.ImportedEventRetention) + " after they ended"
+	}
+	syncRetention += "; credentials until the connection is revoked"
+	if t.BrokenConnectionRetention > 0 {
+		syncRetention += " (a connection broken for " + keep(t.BrokenConnectionRetention) + " is revoked)"
+	}
 	if len(hosts) > 0 {
 		caldav := Activity{ID: "calendar.caldav", Name: "Calendar synchronisation (CalDAV)",
 			Purpose:        "read busy times from customers' calendars and write appointment copies into them",
@@ -175,7 +186,7 @@ func Build(setup Setup, t Tenant, conns []Connection, now time.Time) Records {
 		LegalBasis:     "Art. 6(1)(c) GDPR with Art. 5(2), 7(1) (accountability)",
 		DataSubjects:   customers,
 		DataCategories: []string{"customer id", "consent decisions", "IP address and user agent reported with a decision"},
-		Retention:      "audit entries " + keep(t.AuditRetention) + "; the ledger while the customer's data is kept"})
+		Retention:      "audit entries " + keep(t.AuditRetention) + "; the ledger while the customer's data is kept" + inactivity(t)})
 
 	for i := range acts {
 		a := &acts[i]
@@ -234,4 +245,17 @@ func (r Records) Markdown() string {
 // md keeps a value from breaking the table.
 func md(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ").Replace(s)
+}
+
+// inactivity states what happens to customers nobody has dealt with for
+// the tenant's inactivity period.
+func inactivity(t Tenant) string {
+	if t.InactiveSubjects <= 0 {
+		return ""
+	}
+	what := "erased"
+	if t.InactivityAction == "anonymise" {
+		what = "anonymised"
+	}
+	return fmt.Sprintf("; a customer without activity for %d days is %s", int(t.InactiveSubjects/(24*time.Hour)), what)
 }

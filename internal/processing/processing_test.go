@@ -90,3 +90,28 @@ func TestRecordsFollowConfiguration(t *testing.T) {
 		})
 	}
 }
+
+// The tenant's retention policy shows in the activities it governs.
+func TestRecordsStateTheRetentionPolicy(t *testing.T) {
+	t.Parallel()
+	day := 24 * time.Hour
+	tn := Tenant{ID: "tnt_1", NotificationRetention: 7 * day, AuditRetention: 400 * day, ImportedEventRetention: 14 * day,
+		BrokenConnectionRetention: 60 * day, InactiveSubjects: 730 * day, InactivityAction: "anonymise"}
+	rec := Build(Setup{Google: true}, tn, nil, time.Now())
+	want := map[string][]string{
+		"notify.email":    {"notifications 7 days"},
+		"calendar.google": {"at most 14 days after they ended", "broken for 60 days is revoked"},
+		"accountability":  {"audit entries 400 days", "without activity for 730 days is anonymised"},
+	}
+	for _, a := range rec.Activities {
+		for _, w := range want[a.ID] {
+			if !strings.Contains(a.Retention, w) {
+				t.Errorf("%s retention %q lacks %q", a.ID, a.Retention, w)
+			}
+		}
+		delete(want, a.ID)
+	}
+	if len(want) != 0 {
+		t.Errorf("activities missing: %v", want)
+	}
+}

@@ -138,7 +138,7 @@ func TestNoPlaintextSecrets(t *testing.T) {
 			}
 			snap()
 			copyURL := rad.EventURL(t, calURL, "termind-apt-scan")
-			waitFor(t, 15*time.Second, "our copy in Radicale", func() bool {
+			waitFor(t, 30*time.Second, "our copy in Radicale", func() bool {
 				status, _, _ := rad.Do(t, "scan", "GET", copyURL, nil, "")
 				return status == http.StatusOK
 			})
@@ -146,7 +146,7 @@ func TestNoPlaintextSecrets(t *testing.T) {
 				t.Fatalf("sync now: %d", code)
 			}
 			snap()
-			waitFor(t, 15*time.Second, "a finished sync", func() bool {
+			waitFor(t, 30*time.Second, "a finished sync", func() bool {
 				var v struct {
 					Sync *struct {
 						LastFullAt string `json:"last_full_at"`

@@ -28,7 +28,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		readTimeout   = 1200 * time.Millisecond
 		idleTimeout   = 600 * time.Millisecond
 		// slack covers scheduling on a loaded machine.
-		slack = 2 * time.Second
+		slack = 3 * time.Second
 	)
 	st := newStack(t, store.DialectSQLite, func(c *config.Config) {
 		c.HTTPReadHeaderTimeout = headerTimeout

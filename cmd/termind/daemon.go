@@ -409,10 +409,10 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 	if slices.Contains(roles, roleAPI) {
 		srv := &http.Server{
 			Handler:           handler,
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+			ReadHeaderTimeout: d.cfg.HTTPReadHeaderTimeout,
+			ReadTimeout:       d.cfg.HTTPReadTimeout,
+			WriteTimeout:      d.cfg.HTTPWriteTimeout,
+			IdleTimeout:       d.cfg.HTTPIdleTimeout,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 		}

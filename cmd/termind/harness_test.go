@@ -40,13 +40,21 @@ type stack struct {
 	tenant store.Tenant
 	daemon *daemon
 	keys   *secrets.Keyring
+	logs   io.Writer // where the daemons log (JSON, debug); nil: discarded
 }
 
 type stackOption func(*config.Config)
 
 func newStack(t testing.TB, dialect string, opts ...stackOption) *stack {
 	t.Helper()
-	st := &stack{t: t}
+	return newStackLogging(t, dialect, nil, opts...)
+}
+
+// newStackLogging is newStack with every daemon's log written to logs as
+// JSON at debug level, for tests that inspect what gets logged.
+func newStackLogging(t testing.TB, dialect string, logs io.Writer, opts ...stackOption) *stack {
+	t.Helper()
+	st := &stack{t: t, logs: logs}
 	st.store = storetest.New(t, dialect)
 	keys, err := secrets.NewKeyring(bytes.Repeat([]byte{7}, secrets.KeySize))
 	if err != nil {
@@ -93,6 +101,9 @@ func (st *stack) start(ln net.Listener, roles []string) *daemon {
 	st.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := discardLogger()
+	if st.logs != nil {
+		logger = slog.New(slog.NewJSONHandler(st.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	d, err := assembleDaemon(ctx, st.cfg, logger, st.store, st.keys)
 	if err != nil {
 		cancel()

@@ -89,6 +89,17 @@ func parseRule(v string) (recurRule, error) {
 	if max(1, len(opt.Byhour))*max(1, len(opt.Byminute))*max(1, len(opt.Bysecond)) > maxTimesPerDay {
 		return recurRule{}, fmt.Errorf("rule %q: more than %d times a day", v, maxTimesPerDay)
 	}
+	// rrule-go indexes past its day tables (and panics) for an n-th
+	// weekday beyond the fifth of a month, counted from either end. A
+	// month never has a sixth Friday, so such a rule is refused like the
+	// others above.
+	if opt.Freq == rrule.MONTHLY || opt.Freq == rrule.YEARLY && len(opt.Bymonth) > 0 {
+		for _, wd := range opt.Byweekday {
+			if n := wd.N(); n > 5 || n < -5 {
+				return recurRule{}, fmt.Errorf("rule %q: BYDAY %s: a month has at most five of each weekday", v, wd)
+			}
+		}
+	}
 	check := opt
 	check.Dtstart = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	if _, err := rrule.NewRRule(check); err != nil {
@@ -147,7 +158,9 @@ func (x expansion) run(yield func(time.Time) bool) (truncated bool, err error) {
 	probe = advance(probe, time.Date(probeYear, 1, 1, 0, 0, 0, 0, time.UTC))
 	if r, err := rrule.NewRRule(probe); err != nil {
 		return false, err
-	} else if _, ok := r.Iterator()(); !ok {
+	} else if _, ok, err := first(r); err != nil {
+		return false, err
+	} else if !ok {
 		return false, errNeverMatches
 	}
 	// With COUNT the instances must be counted from the start; otherwise
@@ -160,13 +173,19 @@ func (x expansion) run(yield func(time.Time) bool) (truncated bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	next := r.Iterator()
+	next, err := iterate(r)
+	if err != nil {
+		return false, err
+	}
 	within := x.untilCheck()
 	for walked := 0; ; walked++ {
 		if walked >= x.maxWalk {
 			return true, nil
 		}
-		w, ok := next()
+		w, ok, err := next()
+		if err != nil {
+			return false, err
+		}
 		if !ok || !w.Before(x.hi) || !within(w) {
 			return false, nil
 		}
@@ -177,6 +196,43 @@ func (x expansion) run(yield func(time.Time) bool) (truncated bool, err error) {
 			return false, nil
 		}
 	}
+}
+
+// errRulePanicked: rrule-go failed on a rule that passed parseRule. The
+// event is then skipped like any refused rule, instead of the panic
+// taking down the sync of the whole calendar.
+var errRulePanicked = errors.New("the recurrence rule could not be expanded")
+
+// iterate returns r's instances one by one; a panic inside rrule-go, when
+// starting or at any step, becomes errRulePanicked.
+func iterate(r *rrule.RRule) (next func() (time.Time, bool, error), err error) {
+	var it rrule.Next
+	if err := recovered(func() { it = r.Iterator() }); err != nil {
+		return nil, err
+	}
+	return func() (w time.Time, ok bool, err error) {
+		err = recovered(func() { w, ok = it() })
+		return w, ok, err
+	}, nil
+}
+
+// first returns r's first instance, as iterate does.
+func first(r *rrule.RRule) (time.Time, bool, error) {
+	next, err := iterate(r)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	return next()
+}
+
+func recovered(fn func()) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%w (%v)", errRulePanicked, v)
+		}
+	}()
+	fn()
+	return nil
 }
 
 // untilCheck returns whether a wall reading is at or before UNTIL, which

@@ -232,24 +232,24 @@ func TestExchangeFailures(t *testing.T) {
 		name string
 		// run returns the error of the exchange under test, and the
 		// secrets it handled.
-		run          func(t *testing.T, e env) (error, []string)
+		run          func(t *testing.T, e env) ([]string, error)
 		invalidGrant bool
 		code         string
 		status       int
 	}{
 		{
 			name: "wrong verifier",
-			run: func(t *testing.T, e env) (error, []string) {
+			run: func(t *testing.T, e env) ([]string, error) {
 				code, verifier := e.consent(t, scopes)
 				other := google.NewVerifier()
 				_, err := e.oauth.Exchange(ctxT(t), code, other)
-				return err, []string{code, verifier, other}
+				return []string{code, verifier, other}, err
 			},
 			invalidGrant: true, code: "invalid_grant", status: 400,
 		},
 		{
 			name: "replayed code",
-			run: func(t *testing.T, e env) (error, []string) {
+			run: func(t *testing.T, e env) ([]string, error) {
 				code, verifier := e.consent(t, scopes)
 				first, err := e.oauth.Exchange(ctxT(t), code, verifier)
 				if err != nil {
@@ -260,43 +260,43 @@ func TestExchangeFailures(t *testing.T) {
 				if !e.fake.Revoked(first.RefreshToken) || e.fake.ValidAccessToken(first.AccessToken) {
 					t.Error("tokens of the replayed code still work")
 				}
-				return err, []string{code, verifier, first.AccessToken, first.RefreshToken}
+				return []string{code, verifier, first.AccessToken, first.RefreshToken}, err
 			},
 			invalidGrant: true, code: "invalid_grant", status: 400,
 		},
 		{
 			name: "expired code",
-			run: func(t *testing.T, e env) (error, []string) {
+			run: func(t *testing.T, e env) ([]string, error) {
 				code, verifier := e.consent(t, scopes)
 				e.fake.Advance(googletest.CodeLifetime + time.Second)
 				_, err := e.oauth.Exchange(ctxT(t), code, verifier)
-				return err, []string{code, verifier}
+				return []string{code, verifier}, err
 			},
 			invalidGrant: true, code: "invalid_grant", status: 400,
 		},
 		{
 			name: "unknown code",
-			run: func(t *testing.T, e env) (error, []string) {
+			run: func(t *testing.T, e env) ([]string, error) {
 				verifier := google.NewVerifier()
 				_, err := e.oauth.Exchange(ctxT(t), "4/0made-up", verifier)
-				return err, []string{"4/0made-up", verifier}
+				return []string{"4/0made-up", verifier}, err
 			},
 			invalidGrant: true, code: "invalid_grant", status: 400,
 		},
 		{
 			name: "redirect URI differs from the authorization's",
-			run: func(t *testing.T, e env) (error, []string) {
+			run: func(t *testing.T, e env) ([]string, error) {
 				code, verifier := e.consent(t, scopes)
 				other := "https://other.termind.example/oauth/google/callback"
 				e.fake.RegisterRedirect(other)
 				_, err := newOAuth(t, e.fake, other).Exchange(ctxT(t), code, verifier)
-				return err, []string{code, verifier}
+				return []string{code, verifier}, err
 			},
 			code: "redirect_uri_mismatch", status: 400,
 		},
 		{
 			name: "wrong client secret",
-			run: func(t *testing.T, e env) (error, []string) {
+			run: func(t *testing.T, e env) ([]string, error) {
 				code, verifier := e.consent(t, scopes)
 				o, err := google.NewOAuth(google.OAuthConfig{
 					ClientID: e.fake.ClientID(), ClientSecret: "GOCSPX-wrong", RedirectURL: redirectURL,
@@ -307,7 +307,7 @@ func TestExchangeFailures(t *testing.T) {
 					t.Fatal(err)
 				}
 				_, err = o.Exchange(ctxT(t), code, verifier)
-				return err, []string{code, verifier, "GOCSPX-wrong"}
+				return []string{code, verifier, "GOCSPX-wrong"}, err
 			},
 			code: "invalid_client", status: 401,
 		},
@@ -316,7 +316,7 @@ func TestExchangeFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			err, secrets := tc.run(t, e)
+			secrets, err := tc.run(t, e)
 			if err == nil {
 				t.Fatal("Exchange succeeded")
 			}

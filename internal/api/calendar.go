@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"unicode/utf8"
 
 	"github.com/termind/termind/internal/store"
 )
@@ -57,16 +56,16 @@ func validateCalendarUse(privacy, direction string, c calendarConsent) *apiError
 			return invalidField("consent.purposes", fmt.Sprintf("item %d: %s is listed twice", i, p))
 		}
 	}
-	if c.PolicyVersion == "" || utf8.RuneCountInString(c.PolicyVersion) > maxPolicyVersion || !utf8.ValidString(c.PolicyVersion) {
-		return invalidField("consent.policy_version", "is required: 1 to 100 characters naming the privacy policy the person saw")
+	if c.PolicyVersion == "" || !boundedText(c.PolicyVersion, maxPolicyVersion) {
+		return invalidField("consent.policy_version", "is required: 1 to 100 characters, no control characters, naming the privacy policy the person saw")
 	}
 	if c.Source.IP != "" {
 		if _, err := netip.ParseAddr(c.Source.IP); err != nil {
 			return invalidField("consent.source.ip", "must be an IPv4 or IPv6 address such as 203.0.113.7")
 		}
 	}
-	if utf8.RuneCountInString(c.Source.UserAgent) > maxUserAgent || !utf8.ValidString(c.Source.UserAgent) {
-		return invalidField("consent.source.user_agent", "must be at most 512 characters")
+	if !boundedText(c.Source.UserAgent, maxUserAgent) {
+		return invalidField("consent.source.user_agent", "must be at most 512 characters, no control characters")
 	}
 	if purpose, need := missingPurpose(privacy, direction, c.Purposes); purpose != "" {
 		return invalidField("consent.purposes", fmt.Sprintf("does not include %s, which %s needs", purpose, need))

@@ -173,6 +173,13 @@ func printableText(s string) bool {
 	return true
 }
 
+// boundedText accepts at most max characters of printable text. Control
+// characters are refused here because PostgreSQL text cannot hold NUL: the
+// store would fail with a 500 instead of a 400 naming the field.
+func boundedText(s string, max int) bool {
+	return utf8.RuneCountInString(s) <= max && printableText(s)
+}
+
 // connectCalDAV validates the request, checks URL, credentials and calendar
 // against the server, and only then stores the connection with its sealed
 // credentials, the granted consents and an audit entry, in one
@@ -345,16 +352,16 @@ func validateRevoke(req revokeRequest) *apiError {
 	if utf8.RuneCountInString(req.Reason) > maxRevokeReasonLen || !printableText(req.Reason) {
 		return invalidField("reason", "must be at most 200 printable characters")
 	}
-	if utf8.RuneCountInString(req.PolicyVersion) > maxPolicyVersion || !utf8.ValidString(req.PolicyVersion) {
-		return invalidField("policy_version", "must be at most 100 characters")
+	if !boundedText(req.PolicyVersion, maxPolicyVersion) {
+		return invalidField("policy_version", "must be at most 100 characters, no control characters")
 	}
 	if req.Source.IP != "" {
 		if _, err := netip.ParseAddr(req.Source.IP); err != nil {
 			return invalidField("source.ip", "must be an IPv4 or IPv6 address such as 203.0.113.7")
 		}
 	}
-	if utf8.RuneCountInString(req.Source.UserAgent) > maxUserAgent || !utf8.ValidString(req.Source.UserAgent) {
-		return invalidField("source.user_agent", "must be at most 512 characters")
+	if !boundedText(req.Source.UserAgent, maxUserAgent) {
+		return invalidField("source.user_agent", "must be at most 512 characters, no control characters")
 	}
 	return nil
 }

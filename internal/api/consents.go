@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
-	"unicode/utf8"
 
 	"github.com/termind/termind/internal/store"
 )
@@ -83,16 +82,16 @@ func validateConsent(req consentRequest) *apiError {
 	if !consentDecisions[req.Decision] {
 		return invalidField("decision", `must be "granted", "refused" or "revoked"`)
 	}
-	if req.PolicyVersion == "" || utf8.RuneCountInString(req.PolicyVersion) > maxPolicyVersion || !utf8.ValidString(req.PolicyVersion) {
-		return invalidField("policy_version", "is required: 1 to 100 characters naming the privacy policy the person saw")
+	if req.PolicyVersion == "" || !boundedText(req.PolicyVersion, maxPolicyVersion) {
+		return invalidField("policy_version", "is required: 1 to 100 characters, no control characters, naming the privacy policy the person saw")
 	}
 	if req.Source.IP != "" {
 		if _, err := netip.ParseAddr(req.Source.IP); err != nil {
 			return invalidField("source.ip", "must be an IPv4 or IPv6 address such as 203.0.113.7")
 		}
 	}
-	if utf8.RuneCountInString(req.Source.UserAgent) > maxUserAgent || !utf8.ValidString(req.Source.UserAgent) {
-		return invalidField("source.user_agent", "must be at most 512 characters")
+	if !boundedText(req.Source.UserAgent, maxUserAgent) {
+		return invalidField("source.user_agent", "must be at most 512 characters, no control characters")
 	}
 	if len(req.ConnectionID) > maxConnectionID || !printableASCII(req.ConnectionID) {
 		return invalidField("connection_id", "must be a connection id of at most 200 characters")

@@ -31,7 +31,7 @@ type googleEnv struct {
 // newGoogleEnv starts the fake and an API using it. wrap, if not nil,
 // stands between the API and the real client (to play a user who unticks
 // scopes).
-func newGoogleEnv(t *testing.T, dialect string, wrap func(*google.OAuth) GoogleOAuth) googleEnv {
+func newGoogleEnv(t *testing.T, dialect string, wrap func(*google.OAuth) GoogleOAuth, opts ...envOption) googleEnv {
 	t.Helper()
 	fake := googletest.Start(t)
 	fake.RegisterRedirect(testPublicURL + callbackPath)
@@ -52,10 +52,10 @@ func newGoogleEnv(t *testing.T, dialect string, wrap func(*google.OAuth) GoogleO
 		client = wrap(oauth)
 	}
 	key := randomKey(t)
-	e := newEnv(t, dialect, func(c *Config, d *Deps) {
+	e := newEnv(t, dialect, append([]envOption{func(c *Config, d *Deps) {
 		c.OAuthStateKey = key
 		d.Google = client
-	})
+	}}, opts...)...)
 	return googleEnv{testEnv: e, fake: fake, stateKey: key}
 }
 

@@ -371,7 +371,7 @@ func forEachDialect(t *testing.T, fn func(t *testing.T, dialect string)) {
 
 // newKeyring returns a keyring with a fresh random key, for the store to
 // seal credentials with.
-func newKeyring(t *testing.T) *secrets.Keyring {
+func newKeyring(t testing.TB) *secrets.Keyring {
 	t.Helper()
 	key := make([]byte, secrets.KeySize)
 	if _, err := rand.Read(key); err != nil {

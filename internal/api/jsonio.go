@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -94,7 +95,13 @@ func decodeError(err error) *apiError {
 	}
 	// The decoder reports unknown fields only as text: `json: unknown field "x"`.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = strings.Trim(name, `"`)
+		if unquoted, err := strconv.Unquote(name); err == nil {
+			name = unquoted
+		}
+		if name == "" {
+			// The field must name something: show the empty name as JSON does.
+			return &apiError{Status: http.StatusBadRequest, Code: codeUnknownField, Message: "a member with an empty name is not a known field", Field: `""`}
+		}
 		return &apiError{Status: http.StatusBadRequest, Code: codeUnknownField, Message: "is not a known field", Field: name}
 	}
 	return &apiError{Status: http.StatusBadRequest, Code: codeMalformedJSON, Message: "invalid JSON"}

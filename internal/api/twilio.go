@@ -24,6 +24,10 @@ func (s *server) twilioStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	if err := r.ParseForm(); err != nil {
+		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+			writeError(w, tooLarge("body", maxBodyBytes))
+			return
+		}
 		writeError(w, &apiError{Status: http.StatusBadRequest, Code: codeMalformedJSON, Message: "must be a form-encoded body", Field: "body"})
 		return
 	}

@@ -71,6 +71,13 @@ type Config struct {
 	RetryBase     time.Duration // TERMIND_RETRY_BASE: first retry delay of a transient failure
 	RetryMax      time.Duration // TERMIND_RETRY_MAX: cap of the exponential backoff
 
+	// Limits of the HTTP server against slow and idle clients: a client
+	// that trickles its headers or body must not hold a connection open.
+	HTTPReadHeaderTimeout time.Duration // TERMIND_HTTP_READ_HEADER_TIMEOUT
+	HTTPReadTimeout       time.Duration // TERMIND_HTTP_READ_TIMEOUT: the whole request, headers and body
+	HTTPWriteTimeout      time.Duration // TERMIND_HTTP_WRITE_TIMEOUT: from the end of the headers to the end of the answer
+	HTTPIdleTimeout       time.Duration // TERMIND_HTTP_IDLE_TIMEOUT: keep-alive between requests
+
 	LogLevel  string // TERMIND_LOG_LEVEL: debug | info | warn | error
 	LogFormat string // TERMIND_LOG_FORMAT: text | json
 
@@ -141,6 +148,11 @@ func Load(lookup Lookup) (Config, error) {
 		MaxAttempts:   r.positiveInt("TERMIND_MAX_ATTEMPTS", 8),
 		RetryBase:     r.duration("TERMIND_RETRY_BASE", 30*time.Second),
 		RetryMax:      r.duration("TERMIND_RETRY_MAX", time.Hour),
+
+		HTTPReadHeaderTimeout: r.duration("TERMIND_HTTP_READ_HEADER_TIMEOUT", 5*time.Second),
+		HTTPReadTimeout:       r.duration("TERMIND_HTTP_READ_TIMEOUT", 30*time.Second),
+		HTTPWriteTimeout:      r.duration("TERMIND_HTTP_WRITE_TIMEOUT", 30*time.Second),
+		HTTPIdleTimeout:       r.duration("TERMIND_HTTP_IDLE_TIMEOUT", 2*time.Minute),
 
 		LogLevel:  r.oneOf("TERMIND_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat: r.oneOf("TERMIND_LOG_FORMAT", "text", "text", "json"),

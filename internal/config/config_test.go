@@ -29,6 +29,10 @@ func TestLoadDefaults(t *testing.T) {
 	if c.SweepInterval != 30*time.Second || c.PurgeInterval != time.Hour {
 		t.Fatalf("intervals: %v %v", c.SweepInterval, c.PurgeInterval)
 	}
+	if c.HTTPReadHeaderTimeout != 5*time.Second || c.HTTPReadTimeout != 30*time.Second ||
+		c.HTTPWriteTimeout != 30*time.Second || c.HTTPIdleTimeout != 2*time.Minute {
+		t.Fatalf("HTTP timeouts: %v %v %v %v", c.HTTPReadHeaderTimeout, c.HTTPReadTimeout, c.HTTPWriteTimeout, c.HTTPIdleTimeout)
+	}
 }
 
 func TestLoadSecretFromFile(t *testing.T) {
@@ -79,6 +83,8 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"bad concurrency", map[string]string{"TERMIND_WORKER_CONCURRENCY": "zero"}, "TERMIND_WORKER_CONCURRENCY: must be a positive integer"},
 		{"negative concurrency", map[string]string{"TERMIND_WORKER_CONCURRENCY": "-1"}, "TERMIND_WORKER_CONCURRENCY: must be a positive integer"},
 		{"bad duration", map[string]string{"TERMIND_SWEEP_INTERVAL": "soon"}, "TERMIND_SWEEP_INTERVAL: must be a positive Go duration"},
+		{"zero read header timeout", map[string]string{"TERMIND_HTTP_READ_HEADER_TIMEOUT": "0s"}, "TERMIND_HTTP_READ_HEADER_TIMEOUT: must be a positive Go duration"},
+		{"bad idle timeout", map[string]string{"TERMIND_HTTP_IDLE_TIMEOUT": "forever"}, "TERMIND_HTTP_IDLE_TIMEOUT: must be a positive Go duration"},
 		{"bad listen", map[string]string{"TERMIND_LISTEN": "8080"}, "TERMIND_LISTEN: must be host:port"},
 		{"bad public url", map[string]string{"TERMIND_PUBLIC_URL": "ftp://x"}, "TERMIND_PUBLIC_URL: must be an absolute http(s) URL"},
 		{"bad log level", map[string]string{"TERMIND_LOG_LEVEL": "loud"}, "TERMIND_LOG_LEVEL: must be one of"},

@@ -418,7 +418,7 @@ func TestKeyringPrintsOnlyKeyIDs(t *testing.T) {
 		{"%v", fmt.Sprintf("%v", ring)},
 		{"%+v", fmt.Sprintf("%+v", ring)},
 		{"%#v", fmt.Sprintf("%#v", ring)},
-		{"%s", fmt.Sprintf("%s", ring)},
+		{"%s", fmt.Sprintf("%s", ring)}, //lint:ignore S1025 the case is what the %s verb prints
 		{"%v of value", fmt.Sprintf("%v", *ring)},
 		{"slog", logged.String()},
 	}

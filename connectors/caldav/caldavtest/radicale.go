@@ -355,3 +355,19 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// AddUser adds a user with the given password (Radicale reads the users
+// file at each login, so it applies at once); tests use it for passwords
+// distinctive enough to search for.
+func (r *Radicale) AddUser(t testing.TB, user, password string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(r.Dir, "users"), os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatalf("caldavtest: add user: %v", err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "%s:%s\n", user, password); err != nil {
+		t.Fatalf("caldavtest: add user: %v", err)
+	}
+	r.Users[user] = password
+}

@@ -11,9 +11,12 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,4 +145,101 @@ func NewTenant(t testing.TB, s *store.Store) (store.Tenant, string) {
 		t.Fatalf("storetest: create api key: %v", err)
 	}
 	return tn, token
+}
+
+// Row is one database row as column name → value in text form (bytes as
+// they are, other values as fmt prints them).
+type Row map[string]string
+
+// String renders the row deterministically, columns in name order.
+func (r Row) String() string {
+	cols := make([]string, 0, len(r))
+	for c := range r {
+		cols = append(cols, c)
+	}
+	sort.Strings(cols)
+	var b strings.Builder
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		b.WriteString(c + "=" + r[c])
+	}
+	return b.String()
+}
+
+// Dump reads every row of every table of the store's database, keyed by
+// table name, so that tests can scan all of it (for plaintext secrets, or
+// for rows a refused request must not have touched).
+func Dump(t testing.TB, s *store.Store) map[string][]Row {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list := "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+	if s.Dialect() == store.DialectPostgres {
+		list = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+	}
+	rows, err := s.DB().QueryContext(ctx, list)
+	if err != nil {
+		t.Fatalf("storetest: list tables: %v", err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatalf("storetest: list tables: %v", err)
+		}
+		tables = append(tables, name)
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatalf("storetest: list tables: %v", err)
+	}
+	if len(tables) == 0 {
+		t.Fatal("storetest: the database has no tables")
+	}
+	out := make(map[string][]Row, len(tables))
+	for _, table := range tables {
+		out[table] = dumpTable(ctx, t, s.DB(), table)
+	}
+	return out
+}
+
+func dumpTable(ctx context.Context, t testing.TB, db *sql.DB, table string) []Row {
+	t.Helper()
+	rows, err := db.QueryContext(ctx, `SELECT * FROM "`+table+`"`)
+	if err != nil {
+		t.Fatalf("storetest: dump %s: %v", table, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatalf("storetest: dump %s: %v", table, err)
+	}
+	var out []Row
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatalf("storetest: dump %s: %v", table, err)
+		}
+		r := make(Row, len(cols))
+		for i, c := range cols {
+			switch v := vals[i].(type) {
+			case nil:
+				r[c] = "NULL"
+			case []byte:
+				r[c] = string(v)
+			default:
+				r[c] = fmt.Sprint(v)
+			}
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("storetest: dump %s: %v", table, err)
+	}
+	return out
 }

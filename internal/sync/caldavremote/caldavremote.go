@@ -154,7 +154,7 @@ func (r *Remote) syncChanges(ctx context.Context, token string, w sync.Window) (
 			missing = append(missing, ch.Name)
 			continue
 		}
-		objs = append(objs, caldav.Object{Name: ch.Name, Href: ch.Href, ETag: ch.ETag, Data: ch.Data})
+		objs = append(objs, caldav.Object(ch))
 	}
 	if len(missing) > 0 {
 		more, err := r.c.Multiget(ctx, missing)

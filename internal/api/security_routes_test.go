@@ -16,7 +16,7 @@ import (
 // isoFixture is tenant A's data that another tenant must neither see nor
 // change: one resource of each kind a route path can name.
 type isoFixture struct {
-	subjectID, notificationID, connectionID, appointmentID string
+	subjectID, notificationID, connectionID, appointmentID, holdID string
 	// secrets are values of A's rows that no answer to anyone else may hold.
 	secrets []string
 }
@@ -47,9 +47,16 @@ func (e *testEnv) seedIsolationFixture(t *testing.T) isoFixture {
 	appt["notify"] = withRecipientOf(appt["notify"].(map[string]any), f.subjectID)
 	e.putAppt(f.appointmentID, appt)
 
+	hold, err := e.store.PlaceHold(e.ctx(), store.LegalHold{TenantID: e.tenant.ID, SubjectID: f.subjectID,
+		Reason: "Reason-ISO-A", Until: e.now.Add(90 * store.Day), Actor: "test"}, "", e.now)
+	if err != nil {
+		t.Fatalf("seed hold: %v", err)
+	}
+	f.holdID = hold.ID
+
 	f.secrets = []string{
-		f.notificationID, f.connectionID, e.tenant.ID,
-		"iso-a-recipient@example.org", "Customer-ISO-A", "policy-iso-a", "Title-ISO-A",
+		f.notificationID, f.connectionID, f.holdID, e.tenant.ID,
+		"iso-a-recipient@example.org", "Customer-ISO-A", "policy-iso-a", "Title-ISO-A", "Reason-ISO-A",
 		"dav.example.com/" + f.subjectID, "seeded-password",
 	}
 	return f
@@ -76,6 +83,7 @@ func (f isoFixture) pathFor(t *testing.T, r Route) string {
 		"/v1/connections/":   f.connectionID,
 		"/v1/appointments/":  f.appointmentID,
 		"/v1/subjects/":      f.subjectID,
+		"/v1/holds/":         f.holdID,
 	}
 	for prefix, id := range ids {
 		if strings.HasPrefix(r.Pattern, prefix+"{id}") {
@@ -90,7 +98,7 @@ func (f isoFixture) pathFor(t *testing.T, r Route) string {
 // tenant naming one must get 404, as if it did not exist. Subject and
 // appointment ids are the tenant's own names, so another tenant using the
 // same name reaches its own (empty or new) resource instead.
-var serverOwnedIDs = []string{"/v1/notifications/{id}", "/v1/connections/{id}"}
+var serverOwnedIDs = []string{"/v1/notifications/{id}", "/v1/connections/{id}", "/v1/holds/{id}"}
 
 // validBodyFor is a request body that passes validation, so that a
 // refusal cannot come from the body instead of the tenant check.
@@ -108,6 +116,16 @@ func (e *testEnv) validBodyFor(t *testing.T, r Route) string {
 		return mustJSON(t, map[string]any{"items": []any{emailRequest("iso-b-2")}})
 	case "POST /v1/consents":
 		return mustJSON(t, consentRequestBody("cust-iso", "notify.sms", "revoked"))
+	case "PATCH /v1/connections/{id}":
+		return `{"blocking": false}`
+	case "PUT /v1/tenant/retention":
+		return `{"notifications_days": 7}`
+	case "POST /v1/holds":
+		return mustJSON(t, map[string]any{"subject_id": "cust-iso", "reason": "Reason-ISO-B",
+			"until": e.now.Add(90 * store.Day).Format(time.RFC3339)})
+	case "PUT /v1/tenant/controller":
+		return `{"contact":"Contact-ISO-B","address":"Hauptstraße 5, 10115 Berlin",` +
+			`"email":"datenschutz@praxis.example","policy_url":"https://praxis.example/datenschutz"}`
 	}
 	return ""
 }
@@ -204,6 +222,10 @@ func TestRouteTenantIsolation(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, dialect string) {
 		e := newEnv(t, dialect)
 		f := e.seedIsolationFixture(t)
+		// This tenant's rows, taken before the other tenant exists: the
+		// other tenant's valid requests may change its own rows (its
+		// retention policy, its keys during offboarding), not these.
+		before := rowSet(storetest.Dump(t, e.store))
 		other, err := e.store.CreateTenant(e.ctx(), "Other tenant")
 		if err != nil {
 			t.Fatal(err)
@@ -212,7 +234,6 @@ func TestRouteTenantIsolation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := rowSet(storetest.Dump(t, e.store))
 		for _, r := range Routes() {
 			if r.Role == "" {
 				continue
@@ -237,7 +258,7 @@ func TestRouteTenantIsolation(t *testing.T) {
 			}
 		}
 		for _, row := range diffRows(before, after) {
-			for _, s := range []string{e.tenant.ID, f.notificationID, f.connectionID} {
+			for _, s := range []string{e.tenant.ID, f.notificationID, f.connectionID, f.holdID} {
 				if strings.Contains(row, s) {
 					t.Errorf("another tenant's requests added a row about this tenant (%s): %s", s, row)
 				}

@@ -61,6 +61,9 @@ type Config struct {
 	MaxAttempts   int           // TERMIND_MAX_ATTEMPTS
 	RetryBase     time.Duration // TERMIND_RETRY_BASE: first retry delay of a transient failure
 	RetryMax      time.Duration // TERMIND_RETRY_MAX: cap of the exponential backoff
+	// SendLease is how long a claimed send may take before the sweeper
+	// counts it as interrupted (outcome unknown).
+	SendLease time.Duration // TERMIND_SEND_LEASE
 
 	LogLevel  string // TERMIND_LOG_LEVEL: debug | info | warn | error
 	LogFormat string // TERMIND_LOG_FORMAT: text | json
@@ -122,6 +125,7 @@ func Load(lookup Lookup) (Config, error) {
 		MaxAttempts:   r.positiveInt("TERMIND_MAX_ATTEMPTS", 8),
 		RetryBase:     r.duration("TERMIND_RETRY_BASE", 30*time.Second),
 		RetryMax:      r.duration("TERMIND_RETRY_MAX", time.Hour),
+		SendLease:     r.duration("TERMIND_SEND_LEASE", 5*time.Minute),
 
 		LogLevel:  r.oneOf("TERMIND_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat: r.oneOf("TERMIND_LOG_FORMAT", "text", "text", "json"),

@@ -52,6 +52,7 @@ type options struct {
 	caldavURL     string
 	caldavUser    string
 	caldavPass    string
+	comparePoll   bool
 	sampleEvery   time.Duration
 	requestTimout time.Duration
 }
@@ -71,8 +72,9 @@ func main() {
 	flag.IntVar(&o.pollConns, "poll-connections", 0, "CalDAV connections to create and keep syncing during the run")
 	flag.DurationVar(&o.pollInterval, "poll-interval", 5*time.Second, "how often each connection is asked to sync")
 	flag.StringVar(&o.caldavURL, "caldav-url", "", "CalDAV server base URL for --poll-connections (calendars are made under URL/USER/)")
-	flag.StringVar(&o.caldavUser, "caldav-user", "", "CalDAV user")
+	flag.StringVar(&o.caldavUser, "caldav-user", "", "CalDAV user; with %d in it, calendar i belongs to the user named with i")
 	flag.StringVar(&o.caldavPass, "caldav-password", "", "CalDAV password")
+	flag.BoolVar(&o.comparePoll, "compare-poll", true, "with --poll-connections: run the same load without polling first")
 	flag.DurationVar(&o.sampleEvery, "sample-every", 5*time.Second, "RSS sampling period")
 	flag.DurationVar(&o.requestTimout, "request-timeout", 30*time.Second, "API request timeout")
 	flag.Parse()
@@ -117,13 +119,26 @@ func run(ctx context.Context, o options, log *slog.Logger, out io.Writer) error 
 		go mem.run(memCtx)
 	}
 
+	if poll != nil && o.comparePoll {
+		// The same load without polling first, so that both figures come
+		// from the same termind and machine state.
+		runPhase(ctx, o, "without polling", api, sink, nil, nil, log, out)
+		o.runID += "-poll"
+	}
+	runPhase(ctx, o, "", api, sink, poll, mem, log, out)
+	return nil
+}
+
+// runPhase submits for o.duration (with poll running meanwhile, if
+// set), waits for the mails, and writes the report.
+func runPhase(ctx context.Context, o options, name string, api *apiClient, sink *sink, poll *poller, mem *rssSampler, log *slog.Logger, out io.Writer) {
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	var pollDone sync.WaitGroup
 	if poll != nil {
 		pollDone.Go(func() { poll.run(pollCtx, o.pollInterval) })
 	}
 
-	log.Info("load: submitting", "rate", o.rate, "batch", o.batch, "duration", o.duration, "poll_connections", o.pollConns)
+	log.Info("load: submitting", "phase", name, "rate", o.rate, "batch", o.batch, "duration", o.duration, "polling", poll != nil)
 	gen := &generator{o: o, api: api}
 	start := time.Now()
 	gen.run(ctx)
@@ -140,10 +155,10 @@ func run(ctx context.Context, o options, log *slog.Logger, out io.Writer) error 
 	if mem != nil {
 		mem.sample() // the last figure, after the drain
 	}
-
-	rep := gen.report(sink, submitted)
-	rep.write(out, o, mem, poll)
-	return nil
+	if name != "" {
+		fmt.Fprintf(out, "== %s\n", name)
+	}
+	gen.report(sink, submitted).write(out, o, mem, poll)
 }
 
 // apiClient talks to termind's API with one key.
@@ -350,7 +365,11 @@ func (g *generator) report(s *sink, submitted time.Duration) report {
 }
 
 func (r report) write(w io.Writer, o options, mem *rssSampler, poll *poller) {
-	fmt.Fprintf(w, "load: rate=%d/s batch=%d duration=%s poll_connections=%d\n", o.rate, o.batch, o.duration, o.pollConns)
+	polling := 0
+	if poll != nil {
+		polling = len(poll.ids)
+	}
+	fmt.Fprintf(w, "load: rate=%d/s batch=%d duration=%s polling_connections=%d\n", o.rate, o.batch, o.duration, polling)
 	fmt.Fprintf(w, "submitted: %d notifications in %d requests over %s (%.0f accepted/s), accepted %d, not accepted %d, ticks slipped %d\n",
 		r.submittedNotifications, r.requests, r.submitted.Round(time.Millisecond), r.acceptedRate, r.accepted, r.failed, r.slipped)
 	fmt.Fprintf(w, "api latency per request: %s\n", percentiles(r.apiLat))

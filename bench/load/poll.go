@@ -42,35 +42,21 @@ func setUpPolling(ctx context.Context, o options, api *apiClient, log *slog.Logg
 		return nil, fmt.Errorf("--poll-connections needs --caldav-url and --caldav-user")
 	}
 	dav := &http.Client{Timeout: 30 * time.Second}
-	base := strings.TrimRight(o.caldavURL, "/") + "/" + o.caldavUser + "/"
 	p := &poller{api: api, log: log}
 	ids := make([]string, o.pollConns)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, o.pollConns)
 	start := time.Now()
-	for range 16 {
+	for range 8 {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < o.pollConns && ctx.Err() == nil; i = int(next.Add(1) - 1) {
-				calURL := fmt.Sprintf("%sload-%d/", base, i)
-				if err := mkcalendar(ctx, dav, calURL, o.caldavUser, o.caldavPass); err != nil {
+				id, err := connectCalendar(ctx, o, dav, api, i)
+				if err != nil {
 					errs <- err
 					return
 				}
-				var conn struct {
-					ID string `json:"id"`
-				}
-				code, err := api.do(ctx, "POST", "/v1/connections/caldav", map[string]any{
-					"subject_id": fmt.Sprintf("load-poll-%d", i), "url": calURL,
-					"username": o.caldavUser, "password": o.caldavPass,
-					"privacy": "busy", "direction": "import",
-					"consent": map[string]any{"purposes": []string{"calendar.read.busy"}, "policy_version": "2026-01"},
-				}, &conn)
-				if err != nil || code != http.StatusCreated {
-					errs <- fmt.Errorf("connect calendar %d: status %d: %v", i, code, err)
-					return
-				}
-				ids[i] = conn.ID
+				ids[i] = id
 			}
 		})
 	}
@@ -82,6 +68,47 @@ func setUpPolling(ctx context.Context, o options, api *apiClient, log *slog.Logg
 	p.ids = ids
 	log.Info("load: calendars connected", "connections", len(ids), "took", time.Since(start).Round(time.Millisecond))
 	return p, nil
+}
+
+// caldavUser is the user of calendar i: --caldav-user with %d replaced by
+// i (one user per calendar keeps the server's discovery cheap), or the
+// same user for all.
+func caldavUser(o options, i int) string {
+	if strings.Contains(o.caldavUser, "%d") {
+		return fmt.Sprintf(o.caldavUser, i)
+	}
+	return o.caldavUser
+}
+
+// connectCalendar makes calendar i and connects it, trying a few times:
+// the API checks every new connection against the server, which may be
+// slow to answer while many are being made.
+func connectCalendar(ctx context.Context, o options, dav *http.Client, api *apiClient, i int) (string, error) {
+	user := caldavUser(o, i)
+	calURL := fmt.Sprintf("%s/%s/load-%d/", strings.TrimRight(o.caldavURL, "/"), user, i)
+	var lastErr error
+	for try := range 5 {
+		if try > 0 {
+			time.Sleep(time.Duration(try) * time.Second)
+		}
+		if lastErr = mkcalendar(ctx, dav, calURL, user, o.caldavPass); lastErr != nil {
+			continue
+		}
+		var conn struct {
+			ID string `json:"id"`
+		}
+		code, err := api.do(ctx, "POST", "/v1/connections/caldav", map[string]any{
+			"subject_id": fmt.Sprintf("load-poll-%d", i), "url": calURL,
+			"username": user, "password": o.caldavPass,
+			"privacy": "busy", "direction": "import",
+			"consent": map[string]any{"purposes": []string{"calendar.read.busy"}, "policy_version": "2026-01"},
+		}, &conn)
+		if err == nil && code == http.StatusCreated {
+			return conn.ID, nil
+		}
+		lastErr = fmt.Errorf("status %d: %v", code, err)
+	}
+	return "", fmt.Errorf("connect calendar %d: %w", i, lastErr)
 }
 
 func mkcalendar(ctx context.Context, c *http.Client, calURL, user, pass string) error {

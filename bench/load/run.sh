@@ -55,7 +55,8 @@ extra=()
 if [ "$poll" -gt 0 ]; then
 	dav_port=$(free_port)
 	mkdir -p "$work/radicale"
-	printf 'load:load\n' >"$work/radicale/users"
+	# One user per calendar: Radicale's discovery lists a user's collections.
+	for i in $(seq 0 $((poll - 1))); do printf 'load%d:load\n' "$i"; done >"$work/radicale/users"
 	cat >"$work/radicale/config" <<-EOF
 		[server]
 		hosts = 127.0.0.1:$dav_port
@@ -73,8 +74,8 @@ if [ "$poll" -gt 0 ]; then
 	EOF
 	HOME="$work/radicale" radicale --config "$work/radicale/config" >"$work/radicale.log" 2>&1 &
 	pids+=($!)
-	wait_for Radicale curl -sf -u load:load -X PROPFIND -H 'Depth: 0' "http://127.0.0.1:$dav_port/"
-	extra=(--poll-connections "$poll" --caldav-url "http://127.0.0.1:$dav_port" --caldav-user load --caldav-password load)
+	wait_for Radicale curl -sf -u load0:load -X PROPFIND -H 'Depth: 0' "http://127.0.0.1:$dav_port/"
+	extra=(--poll-connections "$poll" --caldav-url "http://127.0.0.1:$dav_port" --caldav-user 'load%d' --caldav-password load)
 fi
 
 key=$("$work/termind" tenant create "Load test" | tail -n1)
@@ -84,7 +85,8 @@ pids+=("$termind_pid")
 wait_for termind curl -sf "http://$TERMIND_LISTEN/healthz"
 
 echo "termind pid $termind_pid on $TERMIND_LISTEN (PostgreSQL database $db, Redis :$redis_port)"
-"$work/load" --url "http://$TERMIND_LISTEN" --key "$key" --smtp-listen "127.0.0.1:$smtp_port" \
+# The key goes by environment, not on the command line where ps shows it.
+TERMIND_LOAD_KEY="$key" "$work/load" --url "http://$TERMIND_LISTEN" --smtp-listen "127.0.0.1:$smtp_port" \
 	--pid "$termind_pid" "${extra[@]}" "$@"
 if grep -q 'level=ERROR' "$work/termind.log"; then
 	echo "termind logged errors:"

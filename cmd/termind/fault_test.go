@@ -47,6 +47,9 @@ func TestFaults(t *testing.T) {
 func faultWorkerKill(t *testing.T, bin string) {
 	const total, killAt = 10_000, 3_000
 	e := newFaultEnv(t, bin)
+	// Sends of the dead worker stay in doubt for a lease: shorter here,
+	// where only a dead worker's rows can reach it.
+	e.env["TERMIND_SEND_LEASE"] = "15s"
 	e.start("api", "api,scheduler")
 	worker := e.start("worker-1", "worker")
 

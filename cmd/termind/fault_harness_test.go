@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -371,9 +372,9 @@ func (e *faultEnv) rows() []faultRow {
 // notifications we have no row for). Reconciliation-marked ones (failed,
 // outcome_unknown) are split by whether the provider got them.
 type faultTally struct {
-	total, inFlight, delivered, duplicated, lost       int
+	total, inFlight, delivered, duplicated, lost     int
 	reconcile, reconcileAccepted, reconcileNeverSent int
-	retried                                             int // notifications that needed more than one attempt
+	retried                                          int // notifications that needed more than one attempt
 }
 
 // tally compares the rows with what the providers received: mail by the
@@ -486,19 +487,20 @@ func (p *proxy) restore() {
 // hostPort returns the host:port of a URL such as redis://… or postgres://….
 func hostPort(t *testing.T, raw string) string {
 	t.Helper()
-	rest, ok := strings.CutPrefix(raw, "redis://")
-	if !ok {
-		_, rest, ok = strings.Cut(raw, "@")
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		t.Fatalf("no host in URL: %v", err)
 	}
-	if !ok {
-		t.Fatalf("no host in %q", raw)
-	}
-	host, _, _ := strings.Cut(rest, "/")
-	return host
+	return u.Host
 }
 
 // replaceHost puts addr in place of the host:port of raw.
 func replaceHost(t *testing.T, raw, addr string) string {
 	t.Helper()
-	return strings.Replace(raw, hostPort(t, raw), addr, 1)
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = addr
+	return u.String()
 }

@@ -319,4 +319,7 @@ func faultPostgresCut(t *testing.T, bin string) {
 
 	tl := e.tally(inFlight)
 	e.report("postgres_cut", tl, time.Since(start), "cut=5s")
+	if tl.delivered != tl.total {
+		t.Errorf("postgres_cut: %d of %d delivered; a database restart of seconds must not end sends in doubt", tl.delivered, tl.total)
+	}
 }

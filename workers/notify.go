@@ -82,8 +82,16 @@ const (
 	DefaultMaxAttempts = 8
 )
 
-// recordTimeout bounds recording an outcome, which outlives the task's context.
-const recordTimeout = 15 * time.Second
+// recordTimeout bounds recording an outcome, which outlives the task's
+// context. Recording is retried for all of it (every recordRetryFirst,
+// doubling up to recordRetryMax): once the provider has answered, a row
+// left unrecorded ends as outcome_unknown, so a database restart of a few
+// seconds must not end the tries.
+const (
+	recordTimeout    = 15 * time.Second
+	recordRetryFirst = 100 * time.Millisecond
+	recordRetryMax   = 2 * time.Second
+)
 
 // earlyWait is how long a task that arrives before its send_at (clock skew
 // between hosts) waits instead of being put back on the queue.
@@ -472,10 +480,8 @@ func (nt *Notifier) finish(ctx context.Context, n store.Notification, r store.At
 	// task's context ends now (server shutdown, task timeout).
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	const tries = 4
-	delay := 100 * time.Millisecond
 	var err error
-	for i := range tries {
+	for delay := recordRetryFirst; ; delay = min(2*delay, recordRetryMax) {
 		_, err = nt.cfg.Store.FinishAttempt(ctx, n.ID, nt.cfg.Now(), r)
 		if err == nil {
 			nt.cfg.Metrics.NotificationState(n.Channel, n.Template, r.Status)
@@ -489,11 +495,8 @@ func (nt *Notifier) finish(ctx context.Context, n store.Notification, r store.At
 			nt.log.Warn("notify: claim lost before recording", "notification_id", n.ID, "status", r.Status)
 			return nil
 		}
-		if i < tries-1 {
-			if serr := sleep(ctx, delay); serr != nil {
-				break
-			}
-			delay *= 2
+		if serr := sleep(ctx, delay); serr != nil {
+			break
 		}
 	}
 	nt.log.Error("notify: recording the outcome failed", "notification_id", n.ID, "status", r.Status)

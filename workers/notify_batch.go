@@ -154,19 +154,14 @@ func (nt *Notifier) recordBatch(ctx context.Context, rows []store.Notification, 
 	for i, n := range rows {
 		items[i] = store.Finish{ID: n.ID, Result: results[i]}
 	}
-	const tries = 4
-	delay := 100 * time.Millisecond
 	var done []string
 	var err error
-	for i := range tries {
+	for delay := recordRetryFirst; ; delay = min(2*delay, recordRetryMax) {
 		if done, err = bs.FinishAttempts(ctx, nt.cfg.Now(), items); err == nil {
 			break
 		}
-		if i < tries-1 {
-			if serr := sleep(ctx, delay); serr != nil {
-				break
-			}
-			delay *= 2
+		if serr := sleep(ctx, delay); serr != nil {
+			break
 		}
 	}
 	if err != nil {

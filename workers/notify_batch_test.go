@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/termind/termind/internal/store"
 	"github.com/termind/termind/internal/store/storetest"
@@ -163,4 +164,65 @@ func (s *countingStore) SendChecksBatch(ctx context.Context, tenantID string, ke
 		return nil, s.batchErr
 	}
 	return s.Store.SendChecksBatch(ctx, tenantID, keys)
+}
+
+// TestRecordOutlastsAStoreOutage: the store refuses every record for
+// longer than a few quick tries (a database restart); the outcomes of
+// mails the provider already took are still recorded once it is back,
+// on both paths, instead of being left to end as outcome_unknown.
+func TestRecordOutlastsAStoreOutage(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range storetest.Dialects() {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			e := newEnv(t, dialect, &enqueueRecorder{})
+			batch1, batch2, single := e.create(nil), e.create(nil), e.create(nil)
+			fs := &outageStore{Store: e.store, until: time.Now().Add(1500 * time.Millisecond)}
+			n := e.notifier(func(c *NotifierConfig) { c.Store = fs })
+			if err := n.DeliverBatch(ctx, []string{batch1.ID, batch2.ID}); err != nil {
+				t.Fatalf("batch: %v", err)
+			}
+			fs.until = time.Now().Add(1500 * time.Millisecond)
+			if err := n.Deliver(ctx, single.ID); err != nil {
+				t.Fatalf("single: %v", err)
+			}
+			for _, id := range []string{batch1.ID, batch2.ID, single.ID} {
+				if got := e.get(id); got.Status != store.StatusSent || got.NeedsReconciliation {
+					t.Errorf("%s: %s (reconciliation %v), want sent", id, got.Status, got.NeedsReconciliation)
+				}
+			}
+			if refused := fs.refused.Load(); refused < 6 {
+				t.Errorf("the store refused %d records; the outage was not exercised", refused)
+			}
+			if sends := len(e.mail.sends()); sends != 3 {
+				t.Errorf("%d mails sent, want 3", sends)
+			}
+		})
+	}
+}
+
+// outageStore refuses to record outcomes until a time has passed.
+type outageStore struct {
+	*store.Store
+	until   time.Time
+	refused atomic.Int64
+}
+
+var errStoreDown = errors.New("connection refused")
+
+func (s *outageStore) FinishAttempt(ctx context.Context, id string, now time.Time, r store.AttemptResult) (store.Notification, error) {
+	if time.Now().Before(s.until) {
+		s.refused.Add(1)
+		return store.Notification{}, errStoreDown
+	}
+	return s.Store.FinishAttempt(ctx, id, now, r)
+}
+
+func (s *outageStore) FinishAttempts(ctx context.Context, now time.Time, items []store.Finish) ([]string, error) {
+	if time.Now().Before(s.until) {
+		s.refused.Add(1)
+		return nil, errStoreDown
+	}
+	return s.Store.FinishAttempts(ctx, now, items)
 }

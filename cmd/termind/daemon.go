@@ -261,6 +261,7 @@ func (d *daemon) notifier() *workers.Notifier {
 		MailFrom:    d.cfg.MailFrom,
 		PublicURL:   statusCallbackBase,
 		MaxAttempts: d.cfg.MaxAttempts,
+		Lease:       d.cfg.SendLease,
 		Backoff:     workers.ExponentialBackoff(d.cfg.RetryBase, d.cfg.RetryMax),
 		Logger:      d.log,
 		Metrics:     d.metrics,

@@ -70,6 +70,9 @@ type Config struct {
 	MaxAttempts   int           // TERMIND_MAX_ATTEMPTS
 	RetryBase     time.Duration // TERMIND_RETRY_BASE: first retry delay of a transient failure
 	RetryMax      time.Duration // TERMIND_RETRY_MAX: cap of the exponential backoff
+	// SendLease is how long a claimed send may take before the sweeper
+	// counts it as interrupted (outcome unknown).
+	SendLease time.Duration // TERMIND_SEND_LEASE
 
 	// Limits of the HTTP server against slow and idle clients: a client
 	// that trickles its headers or body must not hold a connection open.
@@ -148,6 +151,7 @@ func Load(lookup Lookup) (Config, error) {
 		MaxAttempts:   r.positiveInt("TERMIND_MAX_ATTEMPTS", 8),
 		RetryBase:     r.duration("TERMIND_RETRY_BASE", 30*time.Second),
 		RetryMax:      r.duration("TERMIND_RETRY_MAX", time.Hour),
+		SendLease:     r.duration("TERMIND_SEND_LEASE", 5*time.Minute),
 
 		HTTPReadHeaderTimeout: r.duration("TERMIND_HTTP_READ_HEADER_TIMEOUT", 5*time.Second),
 		HTTPReadTimeout:       r.duration("TERMIND_HTTP_READ_TIMEOUT", 30*time.Second),

@@ -26,8 +26,12 @@ func TestLoadDefaults(t *testing.T) {
 	if c.KeyFile != "termind.key" || c.CalDAVAllowPrivate || c.GoogleConfigured() {
 		t.Fatalf("key file %q, caldav private %v, google %v", c.KeyFile, c.CalDAVAllowPrivate, c.GoogleConfigured())
 	}
-	if c.SweepInterval != 30*time.Second || c.PurgeInterval != time.Hour {
-		t.Fatalf("intervals: %v %v", c.SweepInterval, c.PurgeInterval)
+	if c.SweepInterval != 30*time.Second || c.PurgeInterval != time.Hour || c.SendLease != 5*time.Minute {
+		t.Fatalf("intervals: %v %v, lease %v", c.SweepInterval, c.PurgeInterval, c.SendLease)
+	}
+	c, err = Load(FromMap(map[string]string{"TERMIND_SEND_LEASE": "20s"}))
+	if err != nil || c.SendLease != 20*time.Second {
+		t.Fatalf("TERMIND_SEND_LEASE=20s: lease %v, err %v", c.SendLease, err)
 	}
 	if c.HTTPReadHeaderTimeout != 5*time.Second || c.HTTPReadTimeout != 30*time.Second ||
 		c.HTTPWriteTimeout != 30*time.Second || c.HTTPIdleTimeout != 2*time.Minute {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
@@ -36,6 +37,10 @@ type Received struct {
 	Text, HTML string
 }
 
+// headerNotification is connectors/mail.HeaderNotification (not imported:
+// that package's tests import this one).
+const headerNotification = "X-Termind-Notification"
+
 // Server is an in-process SMTP server on 127.0.0.1.
 type Server struct {
 	srv       *smtp.Server
@@ -50,6 +55,15 @@ type Server struct {
 	failures  []smtp.SMTPError
 	conns     map[*smtp.Conn]struct{}
 	arrivedCh chan struct{} // closed and replaced on every accepted message
+
+	// outage, until outageEnd, answers every request: an outage window
+	// rather than a count of failures.
+	outage    smtp.SMTPError
+	outageEnd time.Time
+	rejected  atomic.Int64 // transactions answered with an injected failure
+	// perID counts accepted messages by their X-Termind-Notification
+	// header, in sink mode too: how fault tests tell lost from duplicated.
+	perID map[string]int
 }
 
 // Start runs a server that keeps every message; it stops in t.Cleanup.
@@ -74,7 +88,7 @@ func StartAuth(t testing.TB, user, pass string) *Server {
 
 func start(t testing.TB, sink bool, user, pass string) *Server {
 	t.Helper()
-	s := &Server{sink: sink, user: user, pass: pass, conns: map[*smtp.Conn]struct{}{}, arrivedCh: make(chan struct{})}
+	s := &Server{sink: sink, user: user, pass: pass, conns: map[*smtp.Conn]struct{}{}, perID: map[string]int{}, arrivedCh: make(chan struct{})}
 	s.srv = smtp.NewServer(smtp.BackendFunc(s.newSession))
 	s.srv.Domain = "mailtest.localhost"
 	s.srv.AllowInsecureAuth = true // loopback only
@@ -161,6 +175,26 @@ func (s *Server) FailNext(n int, code int, message string) {
 	}
 }
 
+// FailFor makes every transaction fail until d has passed: DATA is
+// answered with code and message, however many transactions arrive.
+func (s *Server) FailFor(d time.Duration, code int, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outage = smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{code / 100, 0, 0}, Message: message}
+	s.outageEnd = time.Now().Add(d)
+}
+
+// Rejected is the number of transactions answered with an injected failure.
+func (s *Server) Rejected() int64 { return s.rejected.Load() }
+
+// NotificationCounts returns how many accepted messages carried each
+// X-Termind-Notification header value.
+func (s *Server) NotificationCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.perID)
+}
+
 // DropConnections closes every open session from the server side, as a
 // server restart or idle timeout would.
 func (s *Server) DropConnections() {
@@ -193,18 +227,27 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 func (s *Server) nextFailure() *smtp.SMTPError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if time.Now().Before(s.outageEnd) {
+		s.rejected.Add(1)
+		f := s.outage
+		return &f
+	}
 	if len(s.failures) == 0 {
 		return nil
 	}
+	s.rejected.Add(1)
 	f := s.failures[0]
 	s.failures = s.failures[1:]
 	return &f
 }
 
-func (s *Server) accept(r Received) {
+func (s *Server) accept(r Received, notificationID string) {
 	s.accepted.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if notificationID != "" {
+		s.perID[notificationID]++
+	}
 	if !s.sink {
 		s.messages = append(s.messages, r)
 	}
@@ -262,13 +305,18 @@ func (ss *session) Data(r io.Reader) error {
 		return f
 	}
 	rec := Received{From: ss.from, To: append([]string(nil), ss.to...)}
+	var header mail.Header
 	if !ss.server.sink {
 		rec.Data = data
 		if err := parse(&rec); err != nil {
 			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "unparseable message: " + err.Error()}
 		}
+		header = rec.Header
+	} else if msg, err := mail.ReadMessage(bytes.NewReader(data)); err == nil {
+		// Headers only: a sink stays cheap.
+		header = msg.Header
 	}
-	ss.server.accept(rec)
+	ss.server.accept(rec, header.Get(headerNotification))
 	return nil
 }
 

@@ -47,6 +47,12 @@ type Server struct {
 	optedOut  map[string]bool
 	failures  []failure
 	arrivedCh chan struct{} // closed and replaced on every accepted message
+
+	// outage, until outageEnd, answers every request: an outage window
+	// rather than a count of failures.
+	outage    failure
+	outageEnd time.Time
+	rejected  int // create requests answered with an injected failure
 }
 
 type message struct {
@@ -134,6 +140,23 @@ func (s *Server) FailNext(n int, httpStatus int, code int, message string) {
 // 20429 and a Retry-After header of retryAfter (whole seconds).
 func (s *Server) FailNextRetryAfter(n int, retryAfter time.Duration) {
 	s.failNext(n, failure{status: http.StatusTooManyRequests, code: 20429, message: "Too Many Requests", retryAfter: retryAfter})
+}
+
+// FailForRetryAfter answers every create request with 429, code 20429 and
+// a Retry-After header of retryAfter until d has passed: a rate limit that
+// lasts a while, however many requests arrive meanwhile.
+func (s *Server) FailForRetryAfter(d, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outage = failure{status: http.StatusTooManyRequests, code: 20429, message: "Too Many Requests", retryAfter: retryAfter}
+	s.outageEnd = time.Now().Add(d)
+}
+
+// Rejected is the number of create requests answered with an injected failure.
+func (s *Server) Rejected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejected
 }
 
 func (s *Server) failNext(n int, f failure) {
@@ -357,9 +380,14 @@ func (s *Server) resource(m *message) map[string]any {
 func (s *Server) popFailure() (failure, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if time.Now().Before(s.outageEnd) {
+		s.rejected++
+		return s.outage, true
+	}
 	if len(s.failures) == 0 {
 		return failure{}, false
 	}
+	s.rejected++
 	f := s.failures[0]
 	s.failures = s.failures[1:]
 	return f, true

@@ -17,10 +17,17 @@ import (
 // once. Worker concurrency multiplies it, so it stays small.
 const batchParallelism = 8
 
+// batchWave is how many rows of a batch are dispatched, sent and recorded
+// together. A worker that dies mid-batch leaves at most one wave in doubt
+// (outcome unknown); the rest of its claim was never handed over and is
+// sent again. Smaller waves mean fewer rows in doubt and more statements.
+const batchWave = 2 * batchParallelism
+
 // BatchStore is what the batch path needs beyond NotifierStore.
 type BatchStore interface {
 	ClaimNotifications(ctx context.Context, ids []string, now, leaseUntil time.Time) ([]store.Notification, error)
-	FinishAttempts(ctx context.Context, now time.Time, items []store.Finish) ([]string, error)
+	DispatchNotifications(ctx context.Context, ids []string, now time.Time) error
+	FinishAndDispatch(ctx context.Context, now time.Time, items []store.Finish, next []string) ([]string, error)
 	SendChecksBatch(ctx context.Context, tenantID string, keys []store.CheckKey) (map[store.CheckKey]store.SendChecks, error)
 }
 
@@ -53,10 +60,39 @@ func (nt *Notifier) DeliverBatch(ctx context.Context, ids []string) error {
 	}
 	checks := nt.batchChecks(ctx, bs, claimed)
 	checkedAt := time.Now()
-	results := make([]store.AttemptResult, len(claimed))
+	waveIDs := func(start int) []string {
+		var ids []string
+		for _, n := range claimed[start:min(start+batchWave, len(claimed))] {
+			ids = append(ids, n.ID)
+		}
+		return ids
+	}
+	if len(claimed) > 0 {
+		if err := bs.DispatchNotifications(ctx, waveIDs(0), nt.cfg.Now()); err != nil {
+			// Nothing was handed over; the claim is released when its
+			// lease ends.
+			return fmt.Errorf("notify batch: dispatch: %w", err)
+		}
+	}
+	for start := 0; start < len(claimed); start += batchWave {
+		end := min(start+batchWave, len(claimed))
+		// The record of this wave dispatches the next in the same commit.
+		if err := nt.deliverWave(ctx, claimed[start:end], checks[start:end], checkedAt, waveIDs(end)); err != nil {
+			// The rows after this wave stay claimed but undispatched: the
+			// sweeper releases them when their lease ends.
+			return err
+		}
+	}
+	return nil
+}
+
+// deliverWave sends dispatched rows batchParallelism at a time and records
+// their outcomes, dispatching next with the record.
+func (nt *Notifier) deliverWave(ctx context.Context, rows []store.Notification, checks []batchRowChecks, checkedAt time.Time, next []string) error {
+	results := make([]store.AttemptResult, len(rows))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, batchParallelism)
-	for i, n := range claimed {
+	for i, n := range rows {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -76,7 +112,7 @@ func (nt *Notifier) DeliverBatch(ctx context.Context, ids []string) error {
 		}()
 	}
 	wg.Wait()
-	return nt.recordBatch(ctx, claimed, results)
+	return nt.recordBatch(ctx, rows, results, next)
 }
 
 // batchRowChecks is what batchChecks read for one claimed row.
@@ -143,7 +179,7 @@ func checkKey(n store.Notification) store.CheckKey {
 // recordBatch records all outcomes in one statement, retrying a few times
 // like finish does: after the providers accepted the messages the record
 // matters most.
-func (nt *Notifier) recordBatch(ctx context.Context, rows []store.Notification, results []store.AttemptResult) error {
+func (nt *Notifier) recordBatch(ctx context.Context, rows []store.Notification, results []store.AttemptResult, next []string) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -157,7 +193,7 @@ func (nt *Notifier) recordBatch(ctx context.Context, rows []store.Notification, 
 	var done []string
 	var err error
 	for delay := recordRetryFirst; ; delay = min(2*delay, recordRetryMax) {
-		if done, err = bs.FinishAttempts(ctx, nt.cfg.Now(), items); err == nil {
+		if done, err = bs.FinishAndDispatch(ctx, nt.cfg.Now(), items, next); err == nil {
 			break
 		}
 		if serr := sleep(ctx, delay); serr != nil {
@@ -183,6 +219,6 @@ func (nt *Notifier) recordBatch(ctx context.Context, rows []store.Notification, 
 			"channel", n.Channel, "status", r.Status, "reason", r.Reason, "attempt", len(n.Attempts)+1)
 		nt.enqueueRetry(ctx, n, r)
 	}
-	nt.log.Info("notify: batch done", "notifications", len(rows), "recorded", len(done))
+	nt.log.Debug("notify: batch done", "notifications", len(rows), "recorded", len(done))
 	return nil
 }

@@ -219,10 +219,10 @@ func (s *outageStore) FinishAttempt(ctx context.Context, id string, now time.Tim
 	return s.Store.FinishAttempt(ctx, id, now, r)
 }
 
-func (s *outageStore) FinishAttempts(ctx context.Context, now time.Time, items []store.Finish) ([]string, error) {
+func (s *outageStore) FinishAndDispatch(ctx context.Context, now time.Time, items []store.Finish, next []string) ([]string, error) {
 	if time.Now().Before(s.until) {
 		s.refused.Add(1)
 		return nil, errStoreDown
 	}
-	return s.Store.FinishAttempts(ctx, now, items)
+	return s.Store.FinishAndDispatch(ctx, now, items, next)
 }

@@ -67,8 +67,12 @@ type SweeperConfig struct {
 type SweepReport struct {
 	// Enqueued counts due rows handed to the queue (those it already held
 	// included: the queue answers them as a conflict, which is fine).
-	Enqueued    int
+	Enqueued int
+	// Interrupted: sends whose outcome is unknown (marked for
+	// reconciliation); Released: claimed rows never handed to the
+	// provider, sent again.
 	Interrupted int
+	Released    int
 	// Revokes counts calendar:revoke tasks handed to the queue (those it
 	// already held included).
 	Revokes int
@@ -152,6 +156,15 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 	for _, id := range stale {
 		n, err := s.cfg.Store.MarkInterrupted(ctx, id, now)
 		switch {
+		case err == nil && n.Status == store.StatusScheduled:
+			// Claimed by a worker that died before handing it over: never
+			// sent, so sent now.
+			rep.Released++
+			s.log.Info("sweep: claimed send never dispatched, sending again", "notification_id", id)
+			if err := s.cfg.Queue.EnqueueNotification(ctx, n.ID, len(n.Attempts), n.SendAt); err != nil {
+				rep.Failed++
+				errs = append(errs, err)
+			}
 		case err == nil:
 			rep.Interrupted++
 			s.cfg.Metrics.NotificationState(n.Channel, n.Template, n.Status)
@@ -174,7 +187,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepReport, error) {
 		}
 	}
 
-	s.log.Info("sweep: done", "enqueued", rep.Enqueued, "interrupted", rep.Interrupted,
+	s.log.Info("sweep: done", "enqueued", rep.Enqueued, "interrupted", rep.Interrupted, "released", rep.Released,
 		"revokes", rep.Revokes, "failed", rep.Failed)
 	if len(errs) > 0 {
 		return rep, fmt.Errorf("sweep: %d errors, first: %w", len(errs), errs[0])

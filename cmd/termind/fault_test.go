@@ -40,10 +40,12 @@ func TestFaults(t *testing.T) {
 
 // faultWorkerKill: 10,000 mails; the worker process is SIGKILLed when
 // about a third have reached the SMTP server, and a new one is started.
-// Sends that the dead worker had claimed stay "sending" until their lease
-// ends; the sweeper then marks them outcome_unknown for reconciliation
-// (never re-sent: the provider may have them). Everything else is sent
-// exactly once.
+// Rows the dead worker had claimed stay "sending" until their lease ends.
+// Those it had dispatched (handed to SMTP: at most one wave of 16 per
+// running task) are then marked outcome_unknown for reconciliation, never
+// re-sent, since the provider may have them; those it had not dispatched
+// go back to scheduled and are sent by the new worker. Everything else is
+// sent exactly once.
 func faultWorkerKill(t *testing.T, bin string) {
 	const total, killAt = 10_000, 3_000
 	e := newFaultEnv(t, bin)
@@ -68,6 +70,11 @@ func faultWorkerKill(t *testing.T, bin string) {
 
 	tl := e.tally(inFlight)
 	e.report("worker_kill9", tl, time.Since(start), fmt.Sprintf("smtp_count_at_kill=%d", killedAfter))
+	// The window in doubt: one wave per task the dead worker was running
+	// (TERMIND_WORKER_CONCURRENCY, 100 here).
+	if maxDoubt := 100 * 16; tl.reconcile > maxDoubt {
+		t.Errorf("worker_kill9: %d notifications in doubt, want at most %d (one wave per running task)", tl.reconcile, maxDoubt)
+	}
 }
 
 // faultRedisCut: Redis becomes unreachable (every connection dropped, new

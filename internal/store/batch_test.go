@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -90,6 +91,95 @@ func TestClaimAndFinishInBatches(t *testing.T) {
 		}
 		if _, err := s.ClaimNotifications(ctx, make([]string, store.MaxBatch+1), now, now); err == nil {
 			t.Error("an oversized batch was accepted")
+		}
+	})
+}
+
+// A batch claim is not a send: rows of an expired claim that were never
+// dispatched go back to scheduled; dispatched ones end in doubt.
+func TestInterruptedBatchReleasesUndispatchedRows(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := testCtx(t)
+		tn, _ := storetest.NewTenant(t, s)
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		var ids []string
+		for i := range 4 {
+			ids = append(ids, create(t, s, item(tn.ID, fmt.Sprintf("wave-%d", i), now.Add(-time.Minute))).ID)
+		}
+		claimed, err := s.ClaimNotifications(ctx, ids, now, now.Add(time.Minute))
+		if err != nil || len(claimed) != 4 {
+			t.Fatalf("claim: %d, %v", len(claimed), err)
+		}
+		// The first wave went to the provider, then the worker died.
+		if err := s.DispatchNotifications(ctx, ids[:2], now); err != nil {
+			t.Fatal(err)
+		}
+		later := now.Add(2 * time.Minute)
+		for i, id := range ids {
+			got, err := s.MarkInterrupted(ctx, id, later)
+			if err != nil {
+				t.Fatalf("MarkInterrupted %d: %v", i, err)
+			}
+			if i < 2 {
+				if got.Status != store.StatusFailed || got.StatusReason != store.ReasonOutcomeUnknown || !got.NeedsReconciliation {
+					t.Errorf("dispatched row %d: %s %s, want failed outcome_unknown", i, got.Status, got.StatusReason)
+				}
+				continue
+			}
+			if got.Status != store.StatusScheduled || len(got.Attempts) != 0 || got.NeedsReconciliation {
+				t.Errorf("undispatched row %d: %s, %d attempts, reconciliation %v; want scheduled again, untouched",
+					i, got.Status, len(got.Attempts), got.NeedsReconciliation)
+			}
+		}
+		// Released rows are claimed and sent like any other.
+		again, err := s.ClaimNotifications(ctx, ids, later, later.Add(time.Minute))
+		if err != nil || len(again) != 2 || again[0].ID != ids[2] && again[1].ID != ids[2] {
+			t.Errorf("re-claim: %d rows, %v", len(again), err)
+		}
+		// A single send is dispatched from its claim on.
+		single := create(t, s, item(tn.ID, "single", now.Add(-time.Minute)))
+		if _, ok, err := s.ClaimNotification(ctx, single.ID, now, now.Add(time.Minute)); !ok || err != nil {
+			t.Fatalf("claim single: %v %v", ok, err)
+		}
+		if got, err := s.MarkInterrupted(ctx, single.ID, later); err != nil || got.Status != store.StatusFailed {
+			t.Errorf("interrupted single send: %s, %v; want failed (in doubt)", got.Status, err)
+		}
+	})
+}
+
+// Recording one wave dispatches the next in the same commit.
+func TestFinishAndDispatch(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := testCtx(t)
+		tn, _ := storetest.NewTenant(t, s)
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		var ids []string
+		for i := range 3 {
+			ids = append(ids, create(t, s, item(tn.ID, fmt.Sprintf("fd-%d", i), now.Add(-time.Minute))).ID)
+		}
+		if _, err := s.ClaimNotifications(ctx, ids, now, now.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DispatchNotifications(ctx, ids[:1], now); err != nil {
+			t.Fatal(err)
+		}
+		done, err := s.FinishAndDispatch(ctx, now, []store.Finish{{ID: ids[0], Result: store.AttemptResult{Status: store.StatusSent,
+			ProviderID: "<fd0@x>", Attempt: store.Attempt{Outcome: "sent"}}}}, ids[1:2])
+		if err != nil || len(done) != 1 || done[0] != ids[0] {
+			t.Fatalf("FinishAndDispatch: %v, %v", done, err)
+		}
+		later := now.Add(2 * time.Minute)
+		want := []string{store.StatusSent, store.StatusFailed, store.StatusScheduled}
+		for i, id := range ids {
+			got, err := s.GetNotificationByID(ctx, id)
+			if i > 0 {
+				got, err = s.MarkInterrupted(ctx, id, later)
+			}
+			if err != nil || got.Status != want[i] {
+				t.Errorf("row %d: %s, %v; want %s", i, got.Status, err, want[i])
+			}
 		}
 	})
 }

@@ -248,10 +248,12 @@ func (s *Store) CancelNotification(ctx context.Context, tenantID, id string, now
 // returns the row with Status=sending and ClaimedUntil=leaseUntil, ok=true.
 // Otherwise ok=false and the current row is returned (caller decides).
 func (s *Store) ClaimNotification(ctx context.Context, id string, now, leaseUntil time.Time) (n Notification, ok bool, err error) {
+	// A single send goes to the provider right after its claim: it counts
+	// as dispatched from the claim on.
 	n, err = scanNotification(s.db.QueryRowContext(ctx, s.rebind(`UPDATE notifications
-		SET status = 'sending', claimed_until = ?, updated_at = ?
+		SET status = 'sending', claimed_until = ?, updated_at = ?, dispatched_at = ?
 		WHERE id = ? AND status = 'scheduled' AND send_at <= ? AND `+notOffboarding+`
-		RETURNING `+notificationCols), ms(leaseUntil), ms(now), id, ms(now)))
+		RETURNING `+notificationCols), ms(leaseUntil), ms(now), ms(now), id, ms(now)))
 	if err == nil {
 		return n, true, nil
 	}
@@ -369,12 +371,26 @@ func (s *Store) appendAttempt(numbered bool) string {
 }
 
 // MarkInterrupted ends a sending row whose lease expired before its outcome
-// was recorded: status failed, reason "outcome_unknown", NeedsReconciliation.
+// was recorded. A row that was dispatched (handed to the provider, see
+// DispatchNotifications) may have gone out: status failed, reason
+// "outcome_unknown", NeedsReconciliation, and an attempt with outcome
+// "interrupted" is appended. A row that was claimed but never dispatched
+// cannot have gone out: it goes back to scheduled, unchanged otherwise, to
+// be sent again (the returned row says which).
 // ErrConflict if the row is not sending with an expired lease.
-// An attempt with outcome "interrupted" is appended.
 func (s *Store) MarkInterrupted(ctx context.Context, id string, now time.Time) (Notification, error) {
+	released, err := scanNotification(s.db.QueryRowContext(ctx, s.rebind(`UPDATE notifications
+		SET status = 'scheduled', claimed_until = 0, updated_at = ?
+		WHERE id = ? AND status = 'sending' AND claimed_until < ? AND dispatched_at = 0
+		RETURNING `+notificationCols), ms(now), id, ms(now)))
+	if err == nil {
+		return released, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return Notification{}, fmt.Errorf("mark interrupted: %w", err)
+	}
 	var out Notification
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		n, err := s.lockNotification(ctx, tx, "id = ?", id)
 		if err != nil {
 			return err

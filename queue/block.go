@@ -6,7 +6,6 @@ package queue
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/hibiken/asynq"
@@ -36,17 +35,9 @@ func NewBlockTask(connectionID string) (*asynq.Task, error) {
 // EnqueueBlock asks for a connection's blockers to be reconciled; while
 // one is pending, another request is folded into it.
 func (c *Client) EnqueueBlock(ctx context.Context, connectionID string) error {
-	task, err := NewBlockTask(connectionID)
-	if err != nil {
-		return fmt.Errorf("enqueue block: %w", err)
+	if connectionID == "" {
+		return fmt.Errorf("enqueue block: empty connection id")
 	}
-	_, err = c.c.EnqueueContext(ctx, task,
-		asynq.TaskID(BlockTaskID(connectionID)),
-		asynq.Queue(c.queue),
-		asynq.MaxRetry(syncMaxRetry),
-		asynq.Timeout(syncTimeout))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue block: %w", err)
-	}
-	return nil
+	return c.enqueueOnce(ctx, "block", TypeCalendarBlock, ConnectionPayload{ConnectionID: connectionID},
+		BlockTaskID(connectionID), syncMaxRetry, syncTimeout)
 }

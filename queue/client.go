@@ -101,19 +101,8 @@ func (c *Client) EnqueueNotificationBatch(ctx context.Context, ids []string) err
 // EnqueuePull asks for a pull of one connection; while one is pending,
 // another request is folded into it.
 func (c *Client) EnqueuePull(ctx context.Context, connectionID string, full bool) error {
-	b, err := json.Marshal(PullPayload{ConnectionID: connectionID, Full: full})
-	if err != nil {
-		return fmt.Errorf("enqueue pull: %w", err)
-	}
-	_, err = c.c.EnqueueContext(ctx, asynq.NewTask(TypeCalendarPull, b),
-		asynq.TaskID(PullTaskID(connectionID, full)),
-		asynq.Queue(c.queue),
-		asynq.MaxRetry(syncMaxRetry),
-		asynq.Timeout(syncTimeout))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue pull: %w", err)
-	}
-	return nil
+	return c.enqueueOnce(ctx, "pull", TypeCalendarPull, PullPayload{ConnectionID: connectionID, Full: full},
+		PullTaskID(connectionID, full), syncMaxRetry, syncTimeout)
 }
 
 // EnqueuePullAfterNotice asks for a pull after a push notification,
@@ -123,57 +112,24 @@ func (c *Client) EnqueuePullAfterNotice(ctx context.Context, connectionID string
 	if debounce <= 0 {
 		debounce = time.Second
 	}
-	b, err := json.Marshal(PullPayload{ConnectionID: connectionID})
-	if err != nil {
-		return fmt.Errorf("enqueue pull: %w", err)
-	}
 	period := now.UnixNano() / int64(debounce)
-	_, err = c.c.EnqueueContext(ctx, asynq.NewTask(TypeCalendarPull, b),
-		asynq.TaskID(PushPullTaskID(connectionID, period)),
-		asynq.ProcessAt(time.Unix(0, (period+1)*int64(debounce))),
-		asynq.Queue(c.queue),
-		asynq.MaxRetry(syncMaxRetry),
-		asynq.Timeout(syncTimeout))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue pull: %w", err)
-	}
-	return nil
+	return c.enqueueOnce(ctx, "pull", TypeCalendarPull, PullPayload{ConnectionID: connectionID},
+		PushPullTaskID(connectionID, period), syncMaxRetry, syncTimeout,
+		asynq.ProcessAt(time.Unix(0, (period+1)*int64(debounce))))
 }
 
 // EnqueueWatchRenew asks for a connection's push channel to be opened or
 // renewed.
 func (c *Client) EnqueueWatchRenew(ctx context.Context, connectionID string) error {
-	b, err := json.Marshal(ConnectionPayload{ConnectionID: connectionID})
-	if err != nil {
-		return fmt.Errorf("enqueue watch renew: %w", err)
-	}
-	_, err = c.c.EnqueueContext(ctx, asynq.NewTask(TypeCalendarWatchRenew, b),
-		asynq.TaskID(WatchRenewTaskID(connectionID)),
-		asynq.Queue(c.queue),
-		asynq.MaxRetry(syncMaxRetry),
-		asynq.Timeout(syncTimeout))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue watch renew: %w", err)
-	}
-	return nil
+	return c.enqueueOnce(ctx, "watch renew", TypeCalendarWatchRenew, ConnectionPayload{ConnectionID: connectionID},
+		WatchRenewTaskID(connectionID), syncMaxRetry, syncTimeout)
 }
 
 // EnqueuePush asks for an appointment's copy on one connection to be
 // written at the given version.
 func (c *Client) EnqueuePush(ctx context.Context, p PushPayload) error {
-	b, err := json.Marshal(p)
-	if err != nil {
-		return fmt.Errorf("enqueue push: %w", err)
-	}
-	_, err = c.c.EnqueueContext(ctx, asynq.NewTask(TypeCalendarPush, b),
-		asynq.TaskID(PushTaskID(p.ConnectionID, p.AppointmentID, p.Version)),
-		asynq.Queue(c.queue),
-		asynq.MaxRetry(syncMaxRetry),
-		asynq.Timeout(syncTimeout))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue push: %w", err)
-	}
-	return nil
+	return c.enqueueOnce(ctx, "push", TypeCalendarPush, p,
+		PushTaskID(p.ConnectionID, p.AppointmentID, p.Version), syncMaxRetry, syncTimeout)
 }
 
 // EnqueueRevoke enqueues the cleanup of a connection whose revocation has
@@ -181,17 +137,24 @@ func (c *Client) EnqueuePush(ctx context.Context, p PushPayload) error {
 // provider is down for a while (the store's revoking state is the record,
 // and the sweeper re-enqueues revocations that stay unfinished).
 func (c *Client) EnqueueRevoke(ctx context.Context, connectionID string) error {
-	task, err := NewRevokeTask(connectionID)
-	if err != nil {
-		return fmt.Errorf("enqueue revoke: %w", err)
+	if connectionID == "" {
+		return fmt.Errorf("enqueue revoke: empty connection id")
 	}
-	_, err = c.c.EnqueueContext(ctx, task,
-		asynq.TaskID(RevokeTaskID(connectionID)),
-		asynq.Queue(c.queue),
-		asynq.MaxRetry(revokeMaxRetry),
-		asynq.Timeout(revokeTimeout))
+	return c.enqueueOnce(ctx, "revoke", TypeCalendarRevoke, ConnectionPayload{ConnectionID: connectionID},
+		RevokeTaskID(connectionID), revokeMaxRetry, revokeTimeout)
+}
+
+// enqueueOnce enqueues a calendar task under its deterministic id; a task
+// the queue already holds under that id absorbs the request.
+func (c *Client) enqueueOnce(ctx context.Context, what, typ string, payload any, id string, maxRetry int, timeout time.Duration, opts ...asynq.Option) error {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", what, err)
+	}
+	opts = append([]asynq.Option{asynq.TaskID(id), asynq.Queue(c.queue), asynq.MaxRetry(maxRetry), asynq.Timeout(timeout)}, opts...)
+	_, err = c.c.EnqueueContext(ctx, asynq.NewTask(typ, b), opts...)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue revoke: %w", err)
+		return fmt.Errorf("enqueue %s: %w", what, err)
 	}
 	return nil
 }

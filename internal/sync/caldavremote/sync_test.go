@@ -10,8 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -27,17 +25,10 @@ import (
 	"github.com/termind/termind/internal/store/storetest"
 	"github.com/termind/termind/internal/sync"
 	"github.com/termind/termind/internal/sync/caldavremote"
+	"github.com/termind/termind/internal/sync/synctest"
 )
 
-var berlin = mustZone("Europe/Berlin")
-
-func mustZone(name string) *time.Location {
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		panic(err)
-	}
-	return loc
-}
+var berlin = synctest.Berlin()
 
 // hook sees every request our HTTP client sends; before runs first.
 type hook struct {
@@ -127,20 +118,10 @@ func newEnv(t *testing.T, dialect, privacy string, front ...func(radicale string
 	hc := caldav.NewHTTPClient(caldav.Options{AllowPrivate: true, Timeout: 20 * time.Second})
 	e.hook = &hook{base: hc.Transport}
 	hc.Transport = e.hook
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	log := synctest.Logger(t)
 	e.eng = sync.New(sync.Config{Store: s, Remotes: map[string]sync.RemoteFactory{
 		store.ProviderCalDAV: caldavremote.Factory(hc, log)}, Logger: log})
 	return e
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 func (e *env) pull(full bool) store.SyncResult {
@@ -172,41 +153,16 @@ func (e *env) busy() []store.BusyInterval {
 
 func (e *env) wantBusy(want ...store.BusyInterval) {
 	e.t.Helper()
-	got := e.busy()
-	if len(got) != len(want) {
-		e.t.Fatalf("busy intervals:\n got %v\nwant %v", got, want)
-	}
-	for i := range got {
-		if !got[i].Start.Equal(want[i].Start) || !got[i].End.Equal(want[i].End) {
-			e.t.Fatalf("busy intervals:\n got %v\nwant %v", got, want)
-		}
-	}
+	synctest.WantBusy(e.t, e.busy(), want...)
 }
 
 func (e *env) sql(q string) string {
-	if e.s.Dialect() != store.DialectPostgres {
-		return q
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range q {
-		if r == '?' {
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return synctest.SQL(e.s, q)
 }
 
 func (e *env) count(table string) int {
 	e.t.Helper()
-	var n int
-	if err := e.s.DB().QueryRowContext(e.ctx, e.sql("SELECT COUNT(*) FROM "+table+" WHERE connection_id = ?"), e.conn.ID).Scan(&n); err != nil {
-		e.t.Fatalf("count %s: %v", table, err)
-	}
-	return n
+	return synctest.Count(e.t, e.ctx, e.s, table, e.conn.ID)
 }
 
 // userEvent is a single event made in the user's calendar app.
@@ -229,24 +185,11 @@ func ics(lines ...string) string {
 	return strings.Join(all, "\r\n")
 }
 
-// day is a date some days ahead at a wall time in Berlin.
-func day(days, hour, minute int) time.Time {
-	n := time.Now().In(berlin)
-	return time.Date(n.Year(), n.Month(), n.Day()+days, hour, minute, 0, 0, berlin)
-}
+var day = synctest.Day
 
-func iv(start time.Time, d time.Duration) store.BusyInterval {
-	return store.BusyInterval{Start: start.UTC(), End: start.Add(d).UTC()}
-}
+var iv = synctest.Interval
 
-func forDialects(t *testing.T, f func(t *testing.T, dialect string)) {
-	for _, d := range storetest.Dialects() {
-		t.Run(d, func(t *testing.T) {
-			t.Parallel()
-			f(t, d)
-		})
-	}
-}
+var forDialects = synctest.ForDialects
 
 func TestPullUserEvents(t *testing.T) {
 	t.Parallel()

@@ -11,8 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -29,17 +27,10 @@ import (
 	"github.com/termind/termind/internal/store/storetest"
 	"github.com/termind/termind/internal/sync"
 	"github.com/termind/termind/internal/sync/googleremote"
+	"github.com/termind/termind/internal/sync/synctest"
 )
 
-var berlin = mustZone("Europe/Berlin")
-
-func mustZone(name string) *time.Location {
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		panic(err)
-	}
-	return loc
-}
+var berlin = synctest.Berlin()
 
 const calID = "alice@example.com"
 
@@ -146,10 +137,7 @@ func newEnv(t testing.TB, dialect, direction string, pageSize int) *env {
 		t.Fatal(err)
 	}
 	e.lose = &loseResponses{base: g.Client().Transport}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	log := synctest.Logger(t)
 	e.eng = sync.New(sync.Config{Store: s, Logger: log, Remotes: map[string]sync.RemoteFactory{
 		store.ProviderGoogle: googleremote.Factory(googleremote.Config{
 			OAuth: oauth, Store: s, APIURL: g.APIURL(), HTTPClient: &http.Client{Transport: e.lose, Timeout: 20 * time.Second},
@@ -159,21 +147,7 @@ func newEnv(t testing.TB, dialect, direction string, pageSize int) *env {
 	return e
 }
 
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-func forDialects(t *testing.T, f func(t *testing.T, dialect string)) {
-	for _, d := range storetest.Dialects() {
-		t.Run(d, func(t *testing.T) {
-			t.Parallel()
-			f(t, d)
-		})
-	}
-}
+var forDialects = synctest.ForDialects
 
 func (e *env) pull(full bool) store.SyncResult {
 	e.t.Helper()
@@ -203,41 +177,16 @@ func (e *env) busy() []store.BusyInterval {
 
 func (e *env) wantBusy(want ...store.BusyInterval) {
 	e.t.Helper()
-	got := e.busy()
-	if len(got) != len(want) {
-		e.t.Fatalf("busy intervals:\n got %v\nwant %v", got, want)
-	}
-	for i := range got {
-		if !got[i].Start.Equal(want[i].Start) || !got[i].End.Equal(want[i].End) {
-			e.t.Fatalf("busy intervals:\n got %v\nwant %v", got, want)
-		}
-	}
+	synctest.WantBusy(e.t, e.busy(), want...)
 }
 
 func (e *env) sql(q string) string {
-	if e.s.Dialect() != store.DialectPostgres {
-		return q
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range q {
-		if r == '?' {
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return synctest.SQL(e.s, q)
 }
 
 func (e *env) count(table string) int {
 	e.t.Helper()
-	var n int
-	if err := e.s.DB().QueryRowContext(e.ctx, e.sql("SELECT COUNT(*) FROM "+table+" WHERE connection_id = ?"), e.conn.ID).Scan(&n); err != nil {
-		e.t.Fatalf("count %s: %v", table, err)
-	}
-	return n
+	return synctest.Count(e.t, e.ctx, e.s, table, e.conn.ID)
 }
 
 // lists counts the events.list calls the fake answered since the last
@@ -259,15 +208,9 @@ func userEvent(id string, start time.Time, d time.Duration, summary string) *cal
 		End:   &calendar.EventDateTime{DateTime: start.Add(d).Format(time.RFC3339), TimeZone: "Europe/Berlin"}}
 }
 
-// day is a date some days ahead at a wall time in Berlin.
-func day(days, hour, minute int) time.Time {
-	n := time.Now().In(berlin)
-	return time.Date(n.Year(), n.Month(), n.Day()+days, hour, minute, 0, 0, berlin)
-}
+var day = synctest.Day
 
-func iv(start time.Time, d time.Duration) store.BusyInterval {
-	return store.BusyInterval{Start: start.UTC(), End: start.Add(d).UTC()}
-}
+var iv = synctest.Interval
 
 func (e *env) appointment(id string, start time.Time, d time.Duration) store.Appointment {
 	e.t.Helper()

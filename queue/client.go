@@ -105,6 +105,16 @@ func (c *Client) EnqueuePull(ctx context.Context, connectionID string, full bool
 		PullTaskID(connectionID, full), syncMaxRetry, syncTimeout)
 }
 
+// EnqueuePullRequested asks for a pull someone asked for now (POST
+// /v1/connections/{id}/sync). Requests within one second fold into one
+// task, but unlike EnqueuePull a pull that is already running does not
+// absorb it: that pull may have listed the calendar before the change the
+// request is about.
+func (c *Client) EnqueuePullRequested(ctx context.Context, connectionID string, full bool, now time.Time) error {
+	return c.enqueueOnce(ctx, "pull", TypeCalendarPull, PullPayload{ConnectionID: connectionID, Full: full},
+		fmt.Sprintf("%s:requested:%d", PullTaskID(connectionID, full), now.Unix()), syncMaxRetry, syncTimeout)
+}
+
 // EnqueuePullAfterNotice asks for a pull after a push notification,
 // debounced: notifications within one period of length debounce fold
 // into one pull at the period's end.

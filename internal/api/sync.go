@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/termind/termind/internal/store"
 )
@@ -14,6 +15,12 @@ import (
 // not_configured.
 type pullEnqueuer interface {
 	EnqueuePull(ctx context.Context, connectionID string, full bool) error
+}
+
+// requestedPullEnqueuer is implemented by queue.Client: a pull asked for
+// through the API is not absorbed by one already running.
+type requestedPullEnqueuer interface {
+	EnqueuePullRequested(ctx context.Context, connectionID string, full bool, now time.Time) error
 }
 
 // syncRequest is the optional body of POST /v1/connections/{id}/sync.
@@ -67,7 +74,13 @@ func (s *server) syncConnection(w http.ResponseWriter, r *http.Request, key stor
 	// request: if the queue does not take it, the client must be told.
 	ctx, cancel := detached(r.Context(), enqueueTimeout)
 	defer cancel()
-	if err := pq.EnqueuePull(ctx, c.ID, req.Full); err != nil {
+	enqueue := pq.EnqueuePull
+	if rq, ok := s.queue.(requestedPullEnqueuer); ok {
+		enqueue = func(ctx context.Context, id string, full bool) error {
+			return rq.EnqueuePullRequested(ctx, id, full, s.now())
+		}
+	}
+	if err := enqueue(ctx, c.ID, req.Full); err != nil {
 		s.internalError(w, r, "enqueue pull", err)
 		return
 	}

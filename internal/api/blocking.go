@@ -54,9 +54,8 @@ func validateBlocking(blocking bool, direction string) *apiError {
 // blockers; a failed enqueue is logged, and the connection's next full
 // pull does the same.
 func (s *server) patchConnection(w http.ResponseWriter, r *http.Request, key store.APIKey) {
-	id := r.PathValue("id")
-	if len(id) > maxPathID {
-		writeError(w, notFound("no such connection"))
+	id, ok := connectionID(w, r)
+	if !ok {
 		return
 	}
 	var req patchConnectionRequest
@@ -72,13 +71,8 @@ func (s *server) patchConnection(w http.ResponseWriter, r *http.Request, key sto
 		writeError(w, notConfigured("cross-calendar blocking"))
 		return
 	}
-	c, err := s.store.GetConnection(r.Context(), key.TenantID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, notFound("no such connection"))
-		return
-	}
-	if err != nil {
-		s.internalError(w, r, "get connection", err)
+	c, ok := s.loadConnection(w, r, key.TenantID, id)
+	if !ok {
 		return
 	}
 	if c.State == store.ConnRevoking || c.State == store.ConnRevoked {
@@ -102,7 +96,7 @@ func (s *server) patchConnection(w http.ResponseWriter, r *http.Request, key sto
 		}
 	}
 	changed := c.Blocking != *req.Blocking
-	c, err = bs.SetConnectionBlocking(r.Context(), key.TenantID, c.ID, *req.Blocking, store.AuditEntry{
+	c, err := bs.SetConnectionBlocking(r.Context(), key.TenantID, c.ID, *req.Blocking, store.AuditEntry{
 		Actor:    actorOf(key),
 		Action:   auditConnectionBlocking,
 		SourceIP: sourceIP("", r),

@@ -317,18 +317,12 @@ func (s *server) listConnections(w http.ResponseWriter, r *http.Request, key sto
 }
 
 func (s *server) getConnection(w http.ResponseWriter, r *http.Request, key store.APIKey) {
-	id := r.PathValue("id")
-	if len(id) > maxPathID {
-		writeError(w, notFound("no such connection"))
+	id, ok := connectionID(w, r)
+	if !ok {
 		return
 	}
-	c, err := s.store.GetConnection(r.Context(), key.TenantID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, notFound("no such connection"))
-		return
-	}
-	if err != nil {
-		s.internalError(w, r, "get connection", err)
+	c, ok := s.loadConnection(w, r, key.TenantID, id)
+	if !ok {
 		return
 	}
 	v, err := s.viewConnectionWithSync(r.Context(), c)
@@ -377,9 +371,8 @@ type revokeAccepted struct {
 // through the platform. A failed enqueue is logged and the answer is still
 // 202: the revoking state is the record, and the sweeper re-enqueues it.
 func (s *server) revokeConnection(w http.ResponseWriter, r *http.Request, key store.APIKey) {
-	id := r.PathValue("id")
-	if len(id) > maxPathID {
-		writeError(w, notFound("no such connection"))
+	id, ok := connectionID(w, r)
+	if !ok {
 		return
 	}
 	var req revokeRequest
@@ -421,4 +414,30 @@ func (s *server) enqueueRevoke(r *http.Request, tenantID, connectionID string) {
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "enqueue revoke failed; the sweeper will retry",
 			slog.String("tenant_id", tenantID), slog.String("connection_id", connectionID), slog.String("err", err.Error()))
 	}
+}
+
+// connectionID is the {id} of a connection route; one longer than any id
+// termind issues is a 404 before anything else happens.
+func connectionID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if len(id) > maxPathID {
+		writeError(w, notFound("no such connection"))
+		return "", false
+	}
+	return id, true
+}
+
+// loadConnection reads one of the tenant's connections; when it cannot,
+// it has answered (404 or 500).
+func (s *server) loadConnection(w http.ResponseWriter, r *http.Request, tenantID, id string) (store.Connection, bool) {
+	c, err := s.store.GetConnection(r.Context(), tenantID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, notFound("no such connection"))
+		return store.Connection{}, false
+	}
+	if err != nil {
+		s.internalError(w, r, "get connection", err)
+		return store.Connection{}, false
+	}
+	return c, true
 }

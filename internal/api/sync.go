@@ -35,13 +35,12 @@ type syncAccepted struct {
 	Sync  string `json:"sync"` // "queued"
 }
 
-// syncConnection asks for a sync of an active connection now. A pull
-// already waiting absorbs the request. Anything but an active connection
+// syncConnection asks for a sync of an active connection now. Requests
+// within one second fold into one pull (see queue.EnqueuePullRequested). Anything but an active connection
 // is a 409: a paused, broken or revoked calendar is not read.
 func (s *server) syncConnection(w http.ResponseWriter, r *http.Request, key store.APIKey) {
-	id := r.PathValue("id")
-	if len(id) > maxPathID {
-		writeError(w, notFound("no such connection"))
+	id, ok := connectionID(w, r)
+	if !ok {
 		return
 	}
 	var req syncRequest
@@ -53,13 +52,8 @@ func (s *server) syncConnection(w http.ResponseWriter, r *http.Request, key stor
 		writeError(w, notConfigured("calendar sync"))
 		return
 	}
-	c, err := s.store.GetConnection(r.Context(), key.TenantID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, notFound("no such connection"))
-		return
-	}
-	if err != nil {
-		s.internalError(w, r, "get connection", err)
+	c, ok := s.loadConnection(w, r, key.TenantID, id)
+	if !ok {
 		return
 	}
 	if c.State != store.ConnActive {

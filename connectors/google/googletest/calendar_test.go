@@ -638,7 +638,7 @@ func TestWatch(t *testing.T) {
 	}
 	exp := time.UnixMilli(ch.Expiration)
 	if ch.Id != "chan-1" || ch.ResourceId == "" || ch.ResourceUri == "" || ch.Token != "target=termind" ||
-		exp.Sub(time.Now()) < googletest.DefaultChannelTTL-time.Minute {
+		time.Until(exp) < googletest.DefaultChannelTTL-time.Minute {
 		t.Errorf("channel = %+v (expires %v)", ch, exp)
 	}
 	s.WaitNotifications()

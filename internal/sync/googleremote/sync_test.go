@@ -30,8 +30,6 @@ import (
 	"github.com/termind/termind/internal/sync/synctest"
 )
 
-var berlin = synctest.Berlin()
-
 const calID = "alice@example.com"
 
 type env struct {
@@ -178,10 +176,6 @@ func (e *env) busy() []store.BusyInterval {
 func (e *env) wantBusy(want ...store.BusyInterval) {
 	e.t.Helper()
 	synctest.WantBusy(e.t, e.busy(), want...)
-}
-
-func (e *env) sql(q string) string {
-	return synctest.SQL(e.s, q)
 }
 
 func (e *env) count(table string) int {

@@ -33,15 +33,24 @@ const (
 	revokeTimeout  = 10 * time.Minute
 )
 
-// Client enqueues tasks on one queue.
+// Client enqueues notification and maintenance tasks on a queue, and
+// calendar tasks on its calendar queue.
 type Client struct {
-	c     *asynq.Client
-	queue string
+	c        *asynq.Client
+	queue    string
+	calendar string
 }
 
-// NewClient returns a client that enqueues on queueName.
+// CalendarQueue is the queue of the calendar tasks (pull, push, revoke,
+// block, watch renewal) that go with queueName. Workers serve it with a
+// concurrency of its own, so that many slow calendar pulls can never hold
+// the slots notifications are sent in.
+func CalendarQueue(queueName string) string { return queueName + ":calendar" }
+
+// NewClient returns a client that enqueues on queueName and its calendar
+// queue.
 func NewClient(r *Redis, queueName string) *Client {
-	return &Client{c: asynq.NewClient(r.ConnOpt()), queue: queueName}
+	return &Client{c: asynq.NewClient(r.ConnOpt()), queue: queueName, calendar: CalendarQueue(queueName)}
 }
 
 // EnqueueNotification enqueues notify:send for a notification whose store
@@ -154,14 +163,15 @@ func (c *Client) EnqueueRevoke(ctx context.Context, connectionID string) error {
 		RevokeTaskID(connectionID), revokeMaxRetry, revokeTimeout)
 }
 
-// enqueueOnce enqueues a calendar task under its deterministic id; a task
-// the queue already holds under that id absorbs the request.
+// enqueueOnce enqueues a calendar task on the calendar queue under its
+// deterministic id; a task the queue already holds under that id absorbs
+// the request.
 func (c *Client) enqueueOnce(ctx context.Context, what, typ string, payload any, id string, maxRetry int, timeout time.Duration, opts ...asynq.Option) error {
 	b, err := json.Marshal(payload)
 	if err != nil {
 		return fmt.Errorf("enqueue %s: %w", what, err)
 	}
-	opts = append([]asynq.Option{asynq.TaskID(id), asynq.Queue(c.queue), asynq.MaxRetry(maxRetry), asynq.Timeout(timeout)}, opts...)
+	opts = append([]asynq.Option{asynq.TaskID(id), asynq.Queue(c.calendar), asynq.MaxRetry(maxRetry), asynq.Timeout(timeout)}, opts...)
 	_, err = c.c.EnqueueContext(ctx, asynq.NewTask(typ, b), opts...)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue %s: %w", what, err)

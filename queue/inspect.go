@@ -8,16 +8,17 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// Inspector reads and tidies one queue (operators, readiness, purges).
+// Inspector reads and tidies the queues of one queue name: its own and
+// its calendar queue (see CalendarQueue), as one (operators, purges).
 type Inspector struct {
-	i     *asynq.Inspector
-	redis *Redis
-	queue string
+	i      *asynq.Inspector
+	redis  *Redis
+	queues []string
 }
 
-// NewInspector returns an inspector for queueName.
+// NewInspector returns an inspector for queueName and its calendar queue.
 func NewInspector(r *Redis, queueName string) *Inspector {
-	return &Inspector{i: asynq.NewInspector(r.ConnOpt()), redis: r, queue: queueName}
+	return &Inspector{i: asynq.NewInspector(r.ConnOpt()), redis: r, queues: []string{queueName, CalendarQueue(queueName)}}
 }
 
 // Sizes counts the tasks of a queue by state.
@@ -37,7 +38,7 @@ type Sizes struct {
 const allQueuesKey = "asynq:queues"
 
 func (in *Inspector) announce(ctx context.Context) error {
-	return in.redis.Client().SAdd(ctx, allQueuesKey, in.queue).Err()
+	return in.redis.Client().SAdd(ctx, allQueuesKey, in.queues[0], in.queues[1]).Err()
 }
 
 // Sizes returns the current task counts (all zero for a queue never used).
@@ -46,18 +47,20 @@ func (in *Inspector) Sizes(ctx context.Context) (Sizes, error) {
 	if err := in.announce(ctx); err != nil {
 		return Sizes{}, fmt.Errorf("queue sizes: %w", err)
 	}
-	qi, err := in.i.GetQueueInfo(in.queue)
-	if err != nil {
-		return Sizes{}, fmt.Errorf("queue sizes: %w", err)
+	var sz Sizes
+	for _, q := range in.queues {
+		qi, err := in.i.GetQueueInfo(q)
+		if err != nil {
+			return Sizes{}, fmt.Errorf("queue sizes: %w", err)
+		}
+		sz.Pending += qi.Pending
+		sz.Active += qi.Active
+		sz.Scheduled += qi.Scheduled
+		sz.Retry += qi.Retry
+		sz.Archived += qi.Archived
+		sz.Completed += qi.Completed
 	}
-	return Sizes{
-		Pending:   qi.Pending,
-		Active:    qi.Active,
-		Scheduled: qi.Scheduled,
-		Retry:     qi.Retry,
-		Archived:  qi.Archived,
-		Completed: qi.Completed,
-	}, nil
+	return sz, nil
 }
 
 // DeleteArchived deletes the queue's archived tasks (those that ran out of
@@ -67,25 +70,31 @@ func (in *Inspector) DeleteArchived(ctx context.Context) (int, error) {
 	if err := in.announce(ctx); err != nil {
 		return 0, fmt.Errorf("delete archived: %w", err)
 	}
-	n, err := in.i.DeleteAllArchivedTasks(in.queue)
-	if err != nil {
-		return 0, fmt.Errorf("delete archived: %w", err)
+	total := 0
+	for _, q := range in.queues {
+		n, err := in.i.DeleteAllArchivedTasks(q)
+		if err != nil {
+			return total, fmt.Errorf("delete archived: %w", err)
+		}
+		total += n
 	}
-	return n, nil
+	return total, nil
 }
 
 // TaskState returns the state of a task by id ("pending", "scheduled", …),
 // or "" if the queue does not hold it.
 func (in *Inspector) TaskState(ctx context.Context, id string) (string, error) {
 	_ = ctx
-	ti, err := in.i.GetTaskInfo(in.queue, id)
-	if err != nil {
-		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-			return "", nil
+	for _, q := range in.queues {
+		ti, err := in.i.GetTaskInfo(q, id)
+		if err == nil {
+			return ti.State.String(), nil
 		}
-		return "", fmt.Errorf("task state: %w", err)
+		if !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+			return "", fmt.Errorf("task state: %w", err)
+		}
 	}
-	return ti.State.String(), nil
+	return "", nil
 }
 
 // Close releases the inspector's connections.

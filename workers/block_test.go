@@ -65,7 +65,7 @@ func TestPullSetsOffBlocks(t *testing.T) {
 			qn := "block-" + dialect
 			r, client := openQueue(t, redisURL, qn)
 			syncer := newBlockingSyncer(t, e, client)
-			srv := queue.NewServer(r, qn, 2, testLogger(t))
+			srv := queue.NewServer(r, queue.CalendarQueue(qn), 2, testLogger(t))
 			mux := asynq.NewServeMux()
 			RegisterSync(mux, syncer)
 			if err := srv.Start(mux); err != nil {

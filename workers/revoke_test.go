@@ -439,7 +439,7 @@ func TestRevokeThroughQueue(t *testing.T) {
 			e.addSynced(c.ID)
 			e.begin(c.ID)
 
-			srv := queue.NewServer(r, qn, 2, testLogger(t))
+			srv := queue.NewServer(r, queue.CalendarQueue(qn), 2, testLogger(t))
 			mux := asynq.NewServeMux()
 			RegisterRevoker(mux, e.revoker(nil))
 			if err := srv.Start(mux); err != nil {
@@ -763,7 +763,7 @@ func TestSweeperReenqueuesRevocations(t *testing.T) {
 			}
 			in := asynq.NewInspector(r.ConnOpt())
 			defer in.Close()
-			info, err := in.GetTaskInfo(qn, queue.RevokeTaskID(left.ID))
+			info, err := in.GetTaskInfo(queue.CalendarQueue(qn), queue.RevokeTaskID(left.ID))
 			if err != nil {
 				t.Fatalf("revoke task not queued: %v", err)
 			}

@@ -72,7 +72,7 @@ func TestSyncTasksThroughTheQueue(t *testing.T) {
 
 			qn := "sync-" + dialect
 			r, client := openQueue(t, redisURL, qn)
-			srv := queue.NewServer(r, qn, 2, testLogger(t))
+			srv := queue.NewServer(r, queue.CalendarQueue(qn), 2, testLogger(t))
 			mux := asynq.NewServeMux()
 			RegisterSync(mux, syncer)
 			if err := srv.Start(mux); err != nil {
@@ -180,12 +180,12 @@ func TestPollerEnqueuesDuePulls(t *testing.T) {
 			in := asynq.NewInspector(r.ConnOpt())
 			defer in.Close()
 			pending := func(full bool) bool {
-				info, err := in.GetTaskInfo(qn, queue.PullTaskID(conn.ID, full))
+				info, err := in.GetTaskInfo(queue.CalendarQueue(qn), queue.PullTaskID(conn.ID, full))
 				return err == nil && info.State == asynq.TaskStatePending
 			}
 			drop := func() {
 				for _, full := range []bool{false, true} {
-					_ = in.DeleteTask(qn, queue.PullTaskID(conn.ID, full))
+					_ = in.DeleteTask(queue.CalendarQueue(qn), queue.PullTaskID(conn.ID, full))
 				}
 			}
 

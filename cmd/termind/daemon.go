@@ -385,13 +385,21 @@ func (d *daemon) run(ctx context.Context, ln net.Listener, roles []string) error
 		eng := d.syncEngine()
 		workers.RegisterSync(mux, workers.NewSyncer(workers.SyncerConfig{Engine: eng, Store: d.store, Logger: d.log,
 			Blocks: eng, Peers: d.store, BlockQueue: d.queue}))
+		// Calendar tasks run on a server of their own: a burst of slow
+		// pulls cannot take the slots notifications are sent in.
+		calSrv := queue.NewServer(d.redis, queue.CalendarQueue(d.cfg.QueueName), d.cfg.SyncConcurrency, d.log)
 		if err := srv.Start(mux); err != nil {
 			return fmt.Errorf("worker: %w", err)
+		}
+		if err := calSrv.Start(mux); err != nil {
+			srv.Shutdown()
+			return fmt.Errorf("worker: calendar: %w", err)
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			<-ctx.Done()
+			calSrv.Shutdown()
 			srv.Shutdown()
 		}()
 	}

@@ -64,12 +64,15 @@ type Config struct {
 	DeliveriesDir string // TERMIND_DELIVERIES_DIR
 	TemplatesDir  string // TERMIND_TEMPLATES_DIR: tenant template overrides
 
-	Concurrency   int           // TERMIND_WORKER_CONCURRENCY
-	SweepInterval time.Duration // TERMIND_SWEEP_INTERVAL
-	PurgeInterval time.Duration // TERMIND_PURGE_INTERVAL
-	MaxAttempts   int           // TERMIND_MAX_ATTEMPTS
-	RetryBase     time.Duration // TERMIND_RETRY_BASE: first retry delay of a transient failure
-	RetryMax      time.Duration // TERMIND_RETRY_MAX: cap of the exponential backoff
+	Concurrency int // TERMIND_WORKER_CONCURRENCY
+	// SyncConcurrency: calendar tasks at once per worker process, apart
+	// from Concurrency's notification slots.
+	SyncConcurrency int           // TERMIND_SYNC_CONCURRENCY
+	SweepInterval   time.Duration // TERMIND_SWEEP_INTERVAL
+	PurgeInterval   time.Duration // TERMIND_PURGE_INTERVAL
+	MaxAttempts     int           // TERMIND_MAX_ATTEMPTS
+	RetryBase       time.Duration // TERMIND_RETRY_BASE: first retry delay of a transient failure
+	RetryMax        time.Duration // TERMIND_RETRY_MAX: cap of the exponential backoff
 	// SendLease is how long a claimed send may take before the sweeper
 	// counts it as interrupted (outcome unknown).
 	SendLease time.Duration // TERMIND_SEND_LEASE
@@ -145,13 +148,14 @@ func Load(lookup Lookup) (Config, error) {
 		DeliveriesDir: r.str("TERMIND_DELIVERIES_DIR", DefaultDeliveriesDir),
 		TemplatesDir:  r.str("TERMIND_TEMPLATES_DIR", ""),
 
-		Concurrency:   r.positiveInt("TERMIND_WORKER_CONCURRENCY", 100),
-		SweepInterval: r.duration("TERMIND_SWEEP_INTERVAL", 30*time.Second),
-		PurgeInterval: r.duration("TERMIND_PURGE_INTERVAL", time.Hour),
-		MaxAttempts:   r.positiveInt("TERMIND_MAX_ATTEMPTS", 8),
-		RetryBase:     r.duration("TERMIND_RETRY_BASE", 30*time.Second),
-		RetryMax:      r.duration("TERMIND_RETRY_MAX", time.Hour),
-		SendLease:     r.duration("TERMIND_SEND_LEASE", 5*time.Minute),
+		Concurrency:     r.positiveInt("TERMIND_WORKER_CONCURRENCY", 100),
+		SyncConcurrency: r.positiveInt("TERMIND_SYNC_CONCURRENCY", 20),
+		SweepInterval:   r.duration("TERMIND_SWEEP_INTERVAL", 30*time.Second),
+		PurgeInterval:   r.duration("TERMIND_PURGE_INTERVAL", time.Hour),
+		MaxAttempts:     r.positiveInt("TERMIND_MAX_ATTEMPTS", 8),
+		RetryBase:       r.duration("TERMIND_RETRY_BASE", 30*time.Second),
+		RetryMax:        r.duration("TERMIND_RETRY_MAX", time.Hour),
+		SendLease:       r.duration("TERMIND_SEND_LEASE", 5*time.Minute),
 
 		HTTPReadHeaderTimeout: r.duration("TERMIND_HTTP_READ_HEADER_TIMEOUT", 5*time.Second),
 		HTTPReadTimeout:       r.duration("TERMIND_HTTP_READ_TIMEOUT", 30*time.Second),

@@ -115,13 +115,19 @@ func (c *Client) EnqueuePull(ctx context.Context, connectionID string, full bool
 }
 
 // EnqueuePullRequested asks for a pull someone asked for now (POST
-// /v1/connections/{id}/sync). Requests within one second fold into one
-// task, but unlike EnqueuePull a pull that is already running does not
-// absorb it: that pull may have listed the calendar before the change the
-// request is about.
-func (c *Client) EnqueuePullRequested(ctx context.Context, connectionID string, full bool, now time.Time) error {
-	return c.enqueueOnce(ctx, "pull", TypeCalendarPull, PullPayload{ConnectionID: connectionID, Full: full},
-		fmt.Sprintf("%s:requested:%d", PullTaskID(connectionID, full), now.Unix()), syncMaxRetry, syncTimeout)
+// /v1/connections/{id}/sync). A pending pull of the connection absorbs it,
+// as with EnqueuePull; but a running one must not (it may have listed the
+// calendar before the change the request is about), so when the
+// connection's pull task exists, one follow-up pull is queued beside it.
+// At most two pulls per connection and kind are ever queued however often
+// it is asked.
+func (c *Client) EnqueuePullRequested(ctx context.Context, connectionID string, full bool) error {
+	p := PullPayload{ConnectionID: connectionID, Full: full}
+	queued, err := c.enqueueTask(ctx, "pull", TypeCalendarPull, p, PullTaskID(connectionID, full), syncMaxRetry, syncTimeout)
+	if err != nil || queued {
+		return err
+	}
+	return c.enqueueOnce(ctx, "pull", TypeCalendarPull, p, PullTaskID(connectionID, full)+":again", syncMaxRetry, syncTimeout)
 }
 
 // EnqueuePullAfterNotice asks for a pull after a push notification,
@@ -167,16 +173,26 @@ func (c *Client) EnqueueRevoke(ctx context.Context, connectionID string) error {
 // deterministic id; a task the queue already holds under that id absorbs
 // the request.
 func (c *Client) enqueueOnce(ctx context.Context, what, typ string, payload any, id string, maxRetry int, timeout time.Duration, opts ...asynq.Option) error {
+	_, err := c.enqueueTask(ctx, what, typ, payload, id, maxRetry, timeout, opts...)
+	return err
+}
+
+// enqueueTask is enqueueOnce that reports whether the task was new (false:
+// the queue held one with that id).
+func (c *Client) enqueueTask(ctx context.Context, what, typ string, payload any, id string, maxRetry int, timeout time.Duration, opts ...asynq.Option) (bool, error) {
 	b, err := json.Marshal(payload)
 	if err != nil {
-		return fmt.Errorf("enqueue %s: %w", what, err)
+		return false, fmt.Errorf("enqueue %s: %w", what, err)
 	}
 	opts = append([]asynq.Option{asynq.TaskID(id), asynq.Queue(c.calendar), asynq.MaxRetry(maxRetry), asynq.Timeout(timeout)}, opts...)
 	_, err = c.c.EnqueueContext(ctx, asynq.NewTask(typ, b), opts...)
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue %s: %w", what, err)
+	switch {
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("enqueue %s: %w", what, err)
 	}
-	return nil
+	return true, nil
 }
 
 // enqueuePeriodic enqueues a payload-less periodic task for the period that

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/termind/termind/internal/store"
 )
@@ -20,7 +19,7 @@ type pullEnqueuer interface {
 // requestedPullEnqueuer is implemented by queue.Client: a pull asked for
 // through the API is not absorbed by one already running.
 type requestedPullEnqueuer interface {
-	EnqueuePullRequested(ctx context.Context, connectionID string, full bool, now time.Time) error
+	EnqueuePullRequested(ctx context.Context, connectionID string, full bool) error
 }
 
 // syncRequest is the optional body of POST /v1/connections/{id}/sync.
@@ -35,8 +34,9 @@ type syncAccepted struct {
 	Sync  string `json:"sync"` // "queued"
 }
 
-// syncConnection asks for a sync of an active connection now. Requests
-// within one second fold into one pull (see queue.EnqueuePullRequested). Anything but an active connection
+// syncConnection asks for a sync of an active connection now. A pending
+// pull absorbs the request, a running one does not (see
+// queue.EnqueuePullRequested). Anything but an active connection
 // is a 409: a paused, broken or revoked calendar is not read.
 func (s *server) syncConnection(w http.ResponseWriter, r *http.Request, key store.APIKey) {
 	id, ok := connectionID(w, r)
@@ -70,9 +70,7 @@ func (s *server) syncConnection(w http.ResponseWriter, r *http.Request, key stor
 	defer cancel()
 	enqueue := pq.EnqueuePull
 	if rq, ok := s.queue.(requestedPullEnqueuer); ok {
-		enqueue = func(ctx context.Context, id string, full bool) error {
-			return rq.EnqueuePullRequested(ctx, id, full, s.now())
-		}
+		enqueue = rq.EnqueuePullRequested
 	}
 	if err := enqueue(ctx, c.ID, req.Full); err != nil {
 		s.internalError(w, r, "enqueue pull", err)

@@ -37,6 +37,7 @@ const (
 // calendar tasks on its calendar queue.
 type Client struct {
 	c        *asynq.Client
+	in       *asynq.Inspector
 	queue    string
 	calendar string
 }
@@ -50,7 +51,7 @@ func CalendarQueue(queueName string) string { return queueName + ":calendar" }
 // NewClient returns a client that enqueues on queueName and its calendar
 // queue.
 func NewClient(r *Redis, queueName string) *Client {
-	return &Client{c: asynq.NewClient(r.ConnOpt()), queue: queueName, calendar: CalendarQueue(queueName)}
+	return &Client{c: asynq.NewClient(r.ConnOpt()), in: asynq.NewInspector(r.ConnOpt()), queue: queueName, calendar: CalendarQueue(queueName)}
 }
 
 // EnqueueNotification enqueues notify:send for a notification whose store
@@ -116,18 +117,23 @@ func (c *Client) EnqueuePull(ctx context.Context, connectionID string, full bool
 
 // EnqueuePullRequested asks for a pull someone asked for now (POST
 // /v1/connections/{id}/sync). A pending pull of the connection absorbs it,
-// as with EnqueuePull; but a running one must not (it may have listed the
-// calendar before the change the request is about), so when the
-// connection's pull task exists, one follow-up pull is queued beside it.
-// At most two pulls per connection and kind are ever queued however often
-// it is asked.
+// as with EnqueuePull; a running one must not (it may have listed the
+// calendar before the change the request is about), so then one
+// follow-up pull is queued beside it. At most two pulls per connection and
+// kind are ever queued however often it is asked.
 func (c *Client) EnqueuePullRequested(ctx context.Context, connectionID string, full bool) error {
 	p := PullPayload{ConnectionID: connectionID, Full: full}
-	queued, err := c.enqueueTask(ctx, "pull", TypeCalendarPull, p, PullTaskID(connectionID, full), syncMaxRetry, syncTimeout)
+	id := PullTaskID(connectionID, full)
+	queued, err := c.enqueueTask(ctx, "pull", TypeCalendarPull, p, id, syncMaxRetry, syncTimeout)
 	if err != nil || queued {
 		return err
 	}
-	return c.enqueueOnce(ctx, "pull", TypeCalendarPull, p, PullTaskID(connectionID, full)+":again", syncMaxRetry, syncTimeout)
+	info, err := c.in.GetTaskInfo(c.calendar, id)
+	if err != nil || info.State != asynq.TaskStateActive {
+		// Pending (or gone meanwhile: then it ran after the request).
+		return nil
+	}
+	return c.enqueueOnce(ctx, "pull", TypeCalendarPull, p, id+":again", syncMaxRetry, syncTimeout)
 }
 
 // EnqueuePullAfterNotice asks for a pull after a push notification,
@@ -222,7 +228,7 @@ func enqueuePeriodic(ctx context.Context, c *asynq.Client, queueName, typ string
 
 // Close releases the client's connections.
 func (c *Client) Close() error {
-	if err := c.c.Close(); err != nil {
+	if err := errors.Join(c.c.Close(), c.in.Close()); err != nil {
 		return fmt.Errorf("queue client close: %w", err)
 	}
 	return nil

@@ -312,6 +312,24 @@ func (s *Server) patchEvent(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// target finds the event a write names and checks the request's If-Match
+// against it; the caller holds s.mu. When it cannot, it has answered.
+func (s *Server) target(w http.ResponseWriter, r *http.Request) (*calendarData, eventRef, bool) {
+	c := s.calendarOf(w, r)
+	if c == nil {
+		return nil, eventRef{}, false
+	}
+	ref, ok := s.resolve(c, r.PathValue("eventId"))
+	if !ok {
+		apiError(w, http.StatusNotFound, "notFound", "Not Found")
+		return nil, eventRef{}, false
+	}
+	if !ifMatch(w, r, ref.current().Etag) {
+		return nil, eventRef{}, false
+	}
+	return c, ref, true
+}
+
 // change runs an update or patch: body builds the new event from the
 // current one.
 func (s *Server) change(w http.ResponseWriter, r *http.Request, body func(cur *calendar.Event) (*calendar.Event, error)) {
@@ -320,19 +338,11 @@ func (s *Server) change(w http.ResponseWriter, r *http.Request, body func(cur *c
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.calendarOf(w, r)
-	if c == nil {
-		return
-	}
-	ref, ok := s.resolve(c, r.PathValue("eventId"))
+	c, ref, ok := s.target(w, r)
 	if !ok {
-		apiError(w, http.StatusNotFound, "notFound", "Not Found")
 		return
 	}
 	cur := ref.current()
-	if !ifMatch(w, r, cur.Etag) {
-		return
-	}
 	ev, err := body(cur)
 	if err != nil {
 		apiError(w, http.StatusBadRequest, "parseError", "Parse Error")
@@ -352,19 +362,11 @@ func (s *Server) deleteEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.calendarOf(w, r)
-	if c == nil {
-		return
-	}
-	ref, ok := s.resolve(c, r.PathValue("eventId"))
+	c, ref, ok := s.target(w, r)
 	if !ok {
-		apiError(w, http.StatusNotFound, "notFound", "Not Found")
 		return
 	}
 	cur := ref.current()
-	if !ifMatch(w, r, cur.Etag) {
-		return
-	}
 	if cur.Status == "cancelled" {
 		apiError(w, http.StatusGone, "deleted", "Resource has been deleted")
 		return
